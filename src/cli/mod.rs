@@ -1,0 +1,90 @@
+//! Command-line interface: clap definitions (one file per command) and output rendering.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use hookbox::exit::{ClassifyExit, ExitStatus};
+
+/// Run Juju-style charm hooks in rootless Linux sandboxes.
+#[derive(Debug, Parser)]
+#[command(name = "hookbox", version, about, long_about = None)]
+pub struct Cli {
+    /// State root directory [default: $HOOKBOX_ROOT, else $XDG_DATA_HOME/hookbox,
+    /// else /var/lib/hookbox as root, else ~/.local/share/hookbox].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Log level for hookbox's own diagnostics (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "HOOKBOX_LOG")]
+    pub log_level: String,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Format of hookbox's diagnostic log lines.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// hookbox's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the command line, runs the command and maps its outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(err) => {
+            eprintln!("error: {}", render_chain(&err));
+            ExitCode::from(exit_status_of(&err).code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {}
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.without_time().init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// "outer: inner: innermost", each message once.
+fn render_chain(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// The exit code of the first error in the chain that knows its class.
+fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<hookbox::charm::CharmError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+    }
+    ExitStatus::HookFailed
+}

@@ -1,0 +1,10 @@
+//! hookbox: run Juju-style charm hooks in rootless Linux sandboxes.
+//!
+//! Data flows one way: `cli` (in the binary) → `model` → `runner` → `sandbox` → `sys`,
+//! with `charm` and `store` as libraries underneath. See DESIGN.md for the contract.
+
+pub mod charm;
+pub mod exit;
+pub mod store;
+
+pub use exit::ExitStatus;

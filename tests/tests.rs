@@ -1,0 +1,3 @@
+//! hookbox's integration tests: one binary, a util module, the real CLI in real sandboxes.
+
+mod util;
