@@ -1,6 +1,8 @@
 //! Charms: `metadata.yaml` / `config.yaml` types, hook names and handler lookup, archive ingest.
 
+pub mod ingest;
 pub mod metadata;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,8 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
+mod ingest;
 mod output;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +39,12 @@ pub enum LogFormat {
 
 /// hookbox's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Store a charm (directory, .tar, .tar.gz, .charm) by the digest of its content.
+    Ingest(ingest::IngestArgs),
+    /// Check a charm against the ingest rules without storing it.
+    Verify(verify::VerifyArgs),
+}
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -53,7 +60,14 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match cli.command {}
+    match cli.command {
+        Command::Ingest(args) => ingest::run(&root_of(&cli.root)?, args),
+        Command::Verify(args) => verify::run(args),
+    }
+}
+
+fn root_of(explicit: &Option<PathBuf>) -> anyhow::Result<hookbox::store::StateRoot> {
+    Ok(hookbox::store::StateRoot::locate(explicit.as_deref())?)
 }
 
 fn init_logging(cli: &Cli) {
@@ -80,6 +94,9 @@ fn render_chain(err: &anyhow::Error) -> String {
 fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<hookbox::charm::CharmError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::charm::ingest::IngestError>() {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
