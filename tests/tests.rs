@@ -1,3 +1,5 @@
 //! hookbox's integration tests: one binary, a util module, the real CLI in real sandboxes.
 
+mod hostile;
+mod ingest;
 mod util;

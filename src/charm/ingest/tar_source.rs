@@ -231,7 +231,15 @@ fn read_stream<R: Read>(
         .map_err(|e| read_error(e, "(start of archive)"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| {
-            let name = header_name(&track.window.borrow());
+            let window = track.window.borrow();
+            let name = header_name(&window);
+            // The tar crate fails on some sparse headers before yielding them: a sparse
+            // member is refused as such, whatever its sparse map says.
+            if let (Some(member), Some(b'S')) = (&name, window.get(156)) {
+                return IngestError::Sparse {
+                    member: member.clone(),
+                };
+            }
             let member = match name {
                 Some(name) => name,
                 None => format!("after {last}"),
