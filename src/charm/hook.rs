@@ -517,6 +517,18 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn accepted_names_are_single_safe_components(name in "[-a-z0-9_./\\x00]{0,40}") {
+            if let Ok(hook) = HookName::parse_recorded(&name) {
+                let path = hook.dispatch_path();
+                proptest::prop_assert_eq!(path.components().count(), 2);
+                proptest::prop_assert!(!name.contains(['/', '\0']) && !name.contains(".."));
+                proptest::prop_assert!(!name.starts_with('-'));
+            }
+        }
+    }
+
     #[test]
     fn recorded_names_round_trip_through_json() {
         let m = charm();

@@ -697,6 +697,52 @@ mod tests {
         assert_eq!(entries[0].key_line, 3);
     }
 
+    /// Collects what the tracing subscriber writes, for asserting on warnings.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_warn_naming_file_and_key() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            parse_document(
+                "name: a\nname: b\n",
+                Path::new("metadata.yaml"),
+                &YamlLimits::default(),
+            )
+            .map(|_| ())
+            .unwrap();
+        });
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("duplicate YAML key"), "{log}");
+        assert!(log.contains("file=metadata.yaml"), "{log}");
+        assert!(log.contains("key=name"), "{log}");
+        assert!(log.contains("line=2"), "{log}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_input_never_panics(text in "[-a-z0-9:&*\\[\\]{}, \n'\"!|>#~.]{0,200}") {
+            let _ = parse(&text);
+        }
+    }
+
     #[test]
     fn aliases_and_merge_keys_resolve() {
         let root = parse("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n").unwrap();
