@@ -263,6 +263,8 @@ pub(crate) fn parse_document(
             limit: limits.max_bytes as u64,
         });
     }
+    // A UTF-8 byte-order mark is not part of the first key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let root = Builder::new(file, limits).build(text)?;
     check_budget(text, file, limits)?;
     Ok(root)
@@ -564,6 +566,7 @@ impl<'a> Builder<'a> {
     /// Scalar keys only; `<<` merge keys applied; duplicate keys: last wins, with a warning.
     fn finish_mapping(&self, pairs: Vec<(Node, Node)>) -> Result<Vec<Entry>, CharmError> {
         let mut entries: Vec<Entry> = Vec::with_capacity(pairs.len());
+        let mut index: HashMap<String, usize> = HashMap::with_capacity(pairs.len());
         let mut merges = Vec::new();
         for (key, value) in pairs {
             let Value::Scalar(scalar) = &key.value else {
@@ -585,7 +588,7 @@ impl<'a> Builder<'a> {
                 key_column: key.column,
                 value,
             };
-            match entries.iter_mut().find(|e| e.key == entry.key) {
+            match index.get(&entry.key).map(|&i| &mut entries[i]) {
                 Some(earlier) => {
                     tracing::warn!(
                         file = %self.file.display(),
@@ -597,7 +600,10 @@ impl<'a> Builder<'a> {
                     );
                     *earlier = entry;
                 }
-                None => entries.push(entry),
+                None => {
+                    index.insert(entry.key.clone(), entries.len());
+                    entries.push(entry);
+                }
             }
         }
         for merge in merges {
@@ -617,7 +623,8 @@ impl<'a> Builder<'a> {
                     ));
                 };
                 for entry in merged {
-                    if !entries.iter().any(|e| e.key == entry.key) {
+                    if !index.contains_key(&entry.key) {
+                        index.insert(entry.key.clone(), entries.len());
                         entries.push(entry.clone());
                     }
                 }
@@ -669,6 +676,19 @@ mod tests {
         assert_eq!((c.text.as_str(), &c.tag), ("false", &Some(Tag::Bool)));
         let d = scalar(root.get("d").unwrap());
         assert_eq!((d.text.as_str(), d.style), ("text\n", Style::Block));
+    }
+
+    #[test]
+    fn crlf_bom_and_explicit_document_markers() {
+        for text in [
+            "name: x\r\nsummary: y\r\n",
+            "\u{feff}name: x\nsummary: y\n",
+            "---\nname: x\nsummary: y\n...\n",
+        ] {
+            let root = parse(text).map_err(|e| e.to_string()).unwrap();
+            assert_eq!(scalar(root.get("name").unwrap()).text, "x", "{text:?}");
+            assert_eq!(scalar(root.get("summary").unwrap()).text, "y", "{text:?}");
+        }
     }
 
     #[test]
