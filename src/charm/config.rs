@@ -132,6 +132,19 @@ impl ConfigSpec {
         Self::from_node(&root, file)
     }
 
+    /// Parses the `config:` section of `charmcraft.yaml` text (empty when absent).
+    pub fn parse_charmcraft(
+        text: &str,
+        file: &Path,
+        limits: &YamlLimits,
+    ) -> Result<Self, CharmError> {
+        let root = yaml::parse_document(text, file, limits)?;
+        match root.get("config") {
+            Some(section) => Self::from_node(section, file),
+            None => Ok(Self::default()),
+        }
+    }
+
     /// Reads the schema from a node holding `options:` (the whole `config.yaml`, or the
     /// `config:` value of `charmcraft.yaml`).
     pub(crate) fn from_node(root: &Node, file: &Path) -> Result<Self, CharmError> {
@@ -438,6 +451,19 @@ mod tests {
         assert_eq!(o["admin-password"].kind, OptionType::Secret);
         assert_eq!(o["admin-password"].default, None);
         assert_eq!(o["untyped"].kind, OptionType::String);
+    }
+
+    #[test]
+    fn charmcraft_config_section() {
+        let file = Path::new("charmcraft.yaml");
+        let text = "name: c\nconfig:\n  options:\n    port:\n      type: int\n      default: 0.5\n";
+        let err = ConfigSpec::parse_charmcraft(text, file, &YamlLimits::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "charmcraft.yaml:6:16: option \"port\": default \"0.5\" is not a valid int"
+        );
+        let spec = ConfigSpec::parse_charmcraft("name: c\n", file, &YamlLimits::default()).unwrap();
+        assert!(spec.options.is_empty());
     }
 
     #[test]
