@@ -435,7 +435,7 @@ fn a_yaml_alias_bomb() {
     h.refuse(
         "alias.tar",
         &tar.finish(),
-        &["member metadata.yaml: invalid charm YAML"],
+        &["member metadata.yaml: invalid charm file"],
     );
 }
 

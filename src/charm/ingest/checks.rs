@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::error::{IngestError, show};
 use super::limits::Limits;
 use super::sink::{Extracted, Node, split};
-use crate::charm::Metadata;
+use crate::charm::{CharmFiles, ConfigSpec, Metadata, YamlLimits, parse_revision};
 
 /// Warnings are capped per kind so a charm with a vendored tree does not drown the report.
 const MAX_WARNINGS_PER_KIND: usize = 20;
@@ -49,36 +49,63 @@ pub enum WarningKind {
 /// The charm's identity as read from the extracted listing.
 #[derive(Debug, Clone)]
 pub struct Inspection {
-    /// The parsed metadata.
-    pub metadata: Metadata,
-    /// The `revision` number, if the file exists.
-    pub revision: Option<u64>,
+    /// Metadata, config schema, actions and revision, parsed by the charm model.
+    pub files: CharmFiles,
     /// Author-facing warnings.
     pub warnings: Vec<Warning>,
 }
 
-/// Reads the metadata and revision from the captured files and collects the warnings.
+/// Parses the charm's files from the captured content, the way [`Metadata::load`] reads a
+/// directory: `metadata.yaml` (else `charmcraft.yaml`), `config.yaml` (else charmcraft's
+/// `config:`), `actions.yaml` (else charmcraft's `actions:`), `revision`. Also collects the
+/// warnings.
 pub fn inspect(
     extracted: &Extracted,
     source: &Path,
     limits: &Limits,
 ) -> Result<Inspection, IngestError> {
-    let metadata_name = [b"metadata.yaml".as_slice(), b"charmcraft.yaml"]
-        .into_iter()
-        .find(|name| extracted.nodes.contains_key(*name));
-    let Some(metadata_name) = metadata_name else {
-        return Err(IngestError::MissingMetadata {
-            source_path: source.to_owned(),
-            hint: missing_metadata_hint(extracted),
-        });
+    let yaml_limits = YamlLimits {
+        max_bytes: usize::try_from(limits.max_yaml_bytes).unwrap_or(usize::MAX),
+        ..YamlLimits::default()
     };
-    let text = yaml_text(extracted, metadata_name, limits)?.expect("metadata file exists");
-    let member = show(metadata_name);
-    let metadata = Metadata::parse(&text, &PathBuf::from(&member))
-        .map_err(|source| IngestError::Yaml { member, source })?;
-    // config.yaml: only the budget here; its schema is the charm model's.
-    yaml_text(extracted, b"config.yaml", limits)?;
-    let revision = revision(extracted)?;
+    let invalid = |name: &str| {
+        let member = name.to_owned();
+        move |source| IngestError::Yaml { member, source }
+    };
+    let (metadata_file, mut metadata, craft_config) =
+        if let Some(text) = charm_text(extracted, "metadata.yaml", limits)? {
+            let file = PathBuf::from("metadata.yaml");
+            let metadata = Metadata::parse_with_limits(&text, &file, &yaml_limits)
+                .map_err(invalid("metadata.yaml"))?;
+            (file, metadata, None)
+        } else if let Some(text) = charm_text(extracted, "charmcraft.yaml", limits)? {
+            let file = PathBuf::from("charmcraft.yaml");
+            let metadata = Metadata::parse_with_limits(&text, &file, &yaml_limits)
+                .map_err(invalid("charmcraft.yaml"))?;
+            let config = ConfigSpec::parse_charmcraft(&text, &file, &yaml_limits)
+                .map_err(invalid("charmcraft.yaml"))?;
+            (file, metadata, Some(config))
+        } else {
+            return Err(IngestError::MissingMetadata {
+                source_path: source.to_owned(),
+                hint: missing_metadata_hint(extracted),
+            });
+        };
+    let config = match charm_text(extracted, "config.yaml", limits)? {
+        Some(text) => ConfigSpec::parse(&text, Path::new("config.yaml"), &yaml_limits)
+            .map_err(invalid("config.yaml"))?,
+        None => craft_config.unwrap_or_default(),
+    };
+    if let Some(text) = charm_text(extracted, "actions.yaml", limits)? {
+        metadata.actions = Metadata::parse_actions(&text, Path::new("actions.yaml"), &yaml_limits)
+            .map_err(invalid("actions.yaml"))?;
+    }
+    let revision = match charm_text(extracted, "revision", limits)? {
+        Some(text) => {
+            Some(parse_revision(&text, Path::new("revision")).map_err(invalid("revision"))?)
+        }
+        None => None,
+    };
     let mut warnings = Vec::new();
     if let Some(wrapper) = &extracted.stripped {
         warnings.push(Warning {
@@ -91,8 +118,12 @@ pub fn inspect(
     }
     warnings.extend(integrity_warnings(extracted));
     Ok(Inspection {
-        metadata,
-        revision,
+        files: CharmFiles {
+            metadata,
+            config,
+            revision,
+            metadata_file,
+        },
         warnings,
     })
 }
@@ -110,14 +141,14 @@ fn missing_metadata_hint(extracted: &Extracted) -> String {
     }
 }
 
-/// The text of a charm YAML file; `None` when the file does not exist.
-fn yaml_text(
+/// The text of a charm file at the root; `None` when it does not exist.
+fn charm_text(
     extracted: &Extracted,
-    name: &[u8],
+    name: &str,
     limits: &Limits,
 ) -> Result<Option<String>, IngestError> {
-    let member = show(name);
-    match extracted.nodes.get(name) {
+    let member = name.to_owned();
+    match extracted.nodes.get(name.as_bytes()) {
         None => Ok(None),
         Some(Node::File { size, .. }) => {
             if *size > limits.max_yaml_bytes {
@@ -130,36 +161,11 @@ fn yaml_text(
             let bytes = extracted
                 .captured
                 .content
-                .get(name)
-                .expect("YAML files within the limit are captured");
+                .get(name.as_bytes())
+                .expect("charm files within the limit are captured");
             String::from_utf8(bytes.clone())
                 .map(Some)
                 .map_err(|_| IngestError::NotText { member })
-        }
-        Some(_) => Err(IngestError::NotRegular { member }),
-    }
-}
-
-fn revision(extracted: &Extracted) -> Result<Option<u64>, IngestError> {
-    let member = "revision".to_owned();
-    match extracted.nodes.get(b"revision".as_slice()) {
-        None => Ok(None),
-        Some(Node::File { .. }) => {
-            let bytes = extracted
-                .captured
-                .content
-                .get(b"revision".as_slice())
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let text = String::from_utf8_lossy(bytes);
-            let trimmed = text.trim();
-            trimmed
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| IngestError::BadRevision {
-                    member,
-                    text: trimmed.chars().take(40).collect(),
-                })
         }
         Some(_) => Err(IngestError::NotRegular { member }),
     }

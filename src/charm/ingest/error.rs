@@ -351,22 +351,14 @@ pub enum IngestError {
         /// The member.
         member: String,
     },
-    /// A YAML file of the charm is invalid.
-    #[error("member {member}: invalid charm YAML")]
+    /// A charm file (YAML or `revision`) is invalid; the charm model's error says where.
+    #[error("member {member}: invalid charm file")]
     Yaml {
         /// The member.
         member: String,
         /// The charm model's error.
         #[source]
         source: CharmError,
-    },
-    /// The `revision` file does not hold a number.
-    #[error("member {member}: not a revision number ({text:?})")]
-    BadRevision {
-        /// The member.
-        member: String,
-        /// Its content (trimmed, shortened).
-        text: String,
     },
     /// Writing the staging copy failed.
     #[error("cannot {action} {member} in the staging directory")]

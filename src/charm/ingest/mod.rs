@@ -115,8 +115,8 @@ pub fn ingest(
         digest,
     } = checked;
     let record = CharmRecord {
-        name: inspection.metadata.name.clone(),
-        revision: inspection.revision,
+        name: inspection.files.metadata.name.clone(),
+        revision: inspection.files.revision,
         digest: digest.clone(),
         ingested_at: now_rfc3339(),
         source: std::path::absolute(source)

@@ -27,10 +27,11 @@ pub const NAME_MAX: usize = 255;
 const MAX_SYMLINK_HOPS: usize = 40;
 
 /// Files whose content the checks need, captured while they stream past.
-const CAPTURED_NAMES: [&[u8]; 4] = [
+const CAPTURED_NAMES: [&[u8]; 5] = [
     b"metadata.yaml",
     b"charmcraft.yaml",
     b"config.yaml",
+    b"actions.yaml",
     b"revision",
 ];
 
