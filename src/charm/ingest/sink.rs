@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use sha2::{Digest, Sha256};
@@ -148,9 +151,99 @@ pub struct Writer {
     /// The staging entry directory (parent of `tree`).
     entry: OwnedFd,
     /// `tree/`, the charm root.
-    tree: OwnedFd,
+    tree: Arc<OwnedFd>,
     /// Open parent directories by charm path (bounded; cleared when full).
-    dirs: HashMap<Vec<u8>, OwnedFd>,
+    dirs: HashMap<Vec<u8>, Arc<OwnedFd>>,
+    /// Threads creating small files (file creation is the kernel's slow part).
+    pool: Option<Pool>,
+}
+
+/// Files no larger than this are handed to the writer threads whole.
+const POOLED_FILE_BYTES: u64 = 1 << 20;
+
+/// One small file for a writer thread to create.
+struct Job {
+    dir: Arc<OwnedFd>,
+    name: Vec<u8>,
+    member: Vec<u8>,
+    mode: u32,
+    data: Vec<u8>,
+}
+
+/// Writer threads, fed round-robin over bounded channels; the first failure is kept.
+#[derive(Debug)]
+struct Pool {
+    senders: Vec<SyncSender<Job>>,
+    handles: Vec<JoinHandle<()>>,
+    next: usize,
+    failure: Arc<Mutex<Option<IngestError>>>,
+}
+
+impl Pool {
+    fn spawn() -> Self {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let failure = Arc::new(Mutex::new(None));
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            let (sender, receiver) = mpsc::sync_channel::<Job>(16);
+            let failure = failure.clone();
+            handles.push(std::thread::spawn(move || {
+                for job in receiver {
+                    if let Err(err) = create_file(job.dir.as_fd(), &job.name, job.mode, &job.data)
+                        .map_err(stage("create file", &job.member))
+                    {
+                        failure
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .get_or_insert(err);
+                    }
+                }
+            }));
+            senders.push(sender);
+        }
+        Self {
+            senders,
+            handles,
+            next: 0,
+            failure,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    /// Waits for every queued file; the first failure, if any.
+    fn join(self) -> Result<(), IngestError> {
+        drop(self.senders);
+        for handle in self.handles {
+            let _ = handle.join();
+        }
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Creates `name` in `dir` (never following or replacing anything) and writes `data`.
+fn create_file(dir: BorrowedFd<'_>, name: &[u8], mode: u32, data: &[u8]) -> io::Result<()> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    File::from(fd).write_all(data)
 }
 
 impl Writer {
@@ -158,23 +251,53 @@ impl Writer {
     pub fn new(entry: OwnedFd, tree: OwnedFd) -> Self {
         Self {
             entry,
-            tree,
+            tree: Arc::new(tree),
             dirs: HashMap::new(),
+            pool: None,
         }
     }
 
-    fn parent(&mut self, parent: &[u8]) -> io::Result<BorrowedFd<'_>> {
+    fn parent(&mut self, parent: &[u8]) -> io::Result<Arc<OwnedFd>> {
         if parent.is_empty() {
-            return Ok(self.tree.as_fd());
+            return Ok(self.tree.clone());
         }
-        if !self.dirs.contains_key(parent) {
-            if self.dirs.len() >= 256 {
-                self.dirs.clear();
-            }
-            let fd = open_beneath(self.tree.as_fd(), parent, OFlags::DIRECTORY)?;
-            self.dirs.insert(parent.to_vec(), fd);
+        if let Some(fd) = self.dirs.get(parent) {
+            return Ok(fd.clone());
         }
-        Ok(self.dirs[parent].as_fd())
+        if self.dirs.len() >= 256 {
+            self.dirs.clear();
+        }
+        let fd = Arc::new(open_beneath(self.tree.as_fd(), parent, OFlags::DIRECTORY)?);
+        self.dirs.insert(parent.to_vec(), fd.clone());
+        Ok(fd)
+    }
+
+    fn submit(&mut self, job: Job) -> Result<(), IngestError> {
+        let pool = self.pool.get_or_insert_with(Pool::spawn);
+        if pool.failed() {
+            return self.drain();
+        }
+        let index = pool.next % pool.senders.len();
+        pool.next += 1;
+        if pool.senders[index].send(job).is_err() {
+            return self.drain();
+        }
+        Ok(())
+    }
+
+    /// Waits until every file handed to the writer threads exists.
+    fn drain(&mut self) -> Result<(), IngestError> {
+        match self.pool.take() {
+            Some(pool) => pool.join(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // No thread may still be creating files when the staging directory is removed.
+        let _ = self.drain();
     }
 }
 
@@ -278,11 +401,12 @@ impl<'a> Sink<'a> {
         let exec = mode & 0o111 != 0;
         let node_mode = if exec { 0o555 } else { 0o444 };
         let (parent, name) = split(path);
+        let pooled = self.writer.is_some() && declared <= POOLED_FILE_BYTES;
         let mut out = match &mut self.writer {
-            Some(w) => {
+            Some(w) if !pooled => {
                 let dir = w.parent(parent).map_err(stage("open directory", parent))?;
                 let fd = rustix::fs::openat(
-                    dir,
+                    &*dir,
                     name,
                     OFlags::WRONLY
                         | OFlags::CREATE
@@ -294,8 +418,9 @@ impl<'a> Sink<'a> {
                 .map_err(|e| stage("create file", path)(e.into()))?;
                 Some(File::from(fd))
             }
-            None => None,
+            _ => None,
         };
+        let mut data = Vec::with_capacity(if pooled { declared as usize } else { 0 });
         let capture = wants_content(path) && declared <= self.limits.max_yaml_bytes;
         let head = wants_head(path);
         let mut content = Vec::new();
@@ -317,6 +442,8 @@ impl<'a> Sink<'a> {
             hasher.update(chunk);
             if let Some(file) = &mut out {
                 file.write_all(chunk).map_err(stage("write file", path))?;
+            } else if pooled {
+                data.extend_from_slice(chunk);
             }
             if capture {
                 content.extend_from_slice(chunk);
@@ -335,6 +462,16 @@ impl<'a> Sink<'a> {
             });
         }
         self.bytes += actual;
+        if let (true, Some(w)) = (pooled, &mut self.writer) {
+            let dir = w.parent(parent).map_err(stage("open directory", parent))?;
+            w.submit(Job {
+                dir,
+                name: name.to_vec(),
+                member: path.to_vec(),
+                mode: node_mode,
+                data,
+            })?;
+        }
         if capture {
             self.captured.content.insert(path.to_vec(), content);
         }
@@ -437,6 +574,8 @@ impl<'a> Sink<'a> {
         self.make_parents(path)?;
         self.check_new(path)?;
         if let Some(w) = &mut self.writer {
+            // The target may still be queued on a writer thread.
+            w.drain()?;
             let (from_parent, from_name) = split(&target);
             let (to_parent, to_name) = split(path);
             let from = open_beneath(w.tree.as_fd(), dot_if_empty(from_parent), OFlags::DIRECTORY)
@@ -463,6 +602,9 @@ impl<'a> Sink<'a> {
 
     /// Finishes: strips a single wrapper directory, resolves every symlink.
     pub fn finish(mut self) -> Result<(Extracted, Option<Writer>), IngestError> {
+        if let Some(w) = &mut self.writer {
+            w.drain()?;
+        }
         let stripped = self.strip_wrapper()?;
         check_symlinks(&self.nodes)?;
         Ok((
@@ -522,8 +664,10 @@ impl<'a> Sink<'a> {
                 .map_err(|e| err("remove wrapper directory")(e.into()))?;
             rustix::fs::renameat(&w.entry, "tree.inner", &w.entry, "tree")
                 .map_err(|e| err("move wrapper directory")(e.into()))?;
-            w.tree = open_beneath(w.entry.as_fd(), b"tree", OFlags::DIRECTORY)
-                .map_err(err("open tree"))?;
+            w.tree = Arc::new(
+                open_beneath(w.entry.as_fd(), b"tree", OFlags::DIRECTORY)
+                    .map_err(err("open tree"))?,
+            );
         }
         Ok(Some(show(&wrapper)))
     }
@@ -579,6 +723,7 @@ impl Writer {
     /// Makes every directory of the tree read-only (0555), children first is not needed:
     /// changing a directory's mode needs ownership, not write access to its parent.
     pub fn seal(&mut self, nodes: &HashMap<Vec<u8>, Node>) -> Result<(), IngestError> {
+        self.drain()?;
         self.dirs.clear();
         for (path, node) in nodes {
             if let Node::Dir { .. } = node {
