@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # hookbox benchmarks. Each bench_* function prints its figures; main runs them all.
-# Needs hyperfine and GNU tar. Inputs are generated once and cached under target/bench/.
+# Needs GNU tar and python3. Inputs are generated once and cached under target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +10,6 @@ RUNS="${BENCH_RUNS:-5}"
 # Ingest (hashing and durability included) against GNU `tar xzf` of the same archives into a
 # fresh directory: a ~50 MB charm of ~1,000 files and a charm of ~20,000 small files.
 bench_ingest() {
-  command -v hyperfine >/dev/null || { echo "bench_ingest: hyperfine is not installed" >&2; return 1; }
   mkdir -p "$BENCH_DIR"
   local big="$BENCH_DIR/charm-50mb.tar.gz" small="$BENCH_DIR/charm-20k.tar.gz"
   if [ ! -f "$big" ] || [ ! -f "$small" ]; then
@@ -53,25 +52,40 @@ build(os.path.join(out, 'charm-20k.tar.gz'), small)
 PY
   fi
   cargo build --release -q
-  local hookbox="$PWD/target/release/hookbox" scratch="$BENCH_DIR/scratch"
-  mkdir -p "$scratch"
-  local clean="chmod -R u+w $scratch/root $scratch/untar 2>/dev/null || true; rm -rf $scratch/root $scratch/untar"
-  printf '\n%-22s %10s %10s %10s %8s\n' "archive" "size" "tar xzf" "ingest" "ratio"
-  for archive in "$big" "$small"; do
-    local json="$scratch/$(basename "$archive").json"
-    hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$json" \
-      --prepare "$clean; mkdir -p $scratch/untar; sync" \
-      --command-name tar "tar xzf $archive -C $scratch/untar" \
-      --command-name ingest "$hookbox --root $scratch/root ingest $archive" >/dev/null
-    python3 - "$json" "$archive" <<'PY'
-import json, os, statistics, sys
-results = {r['command']: statistics.median(r['times']) for r in json.load(open(sys.argv[1]))['results']}
-size = os.path.getsize(sys.argv[2]) / 1e6
-print(f"{os.path.basename(sys.argv[2]):<22} {size:8.1f}MB {results['tar']*1000:8.0f}ms {results['ingest']*1000:8.0f}ms {results['ingest']/results['tar']:7.2f}x")
+  local scratch="$BENCH_DIR/scratch"
+  rm -rf "$scratch" && mkdir -p "$scratch"
+  # Runs alternate (tar, ingest, tar, ...), each into a directory never used before, with a
+  # sync before each so neither pays for the other's writeback (ingest's syncfs would), and
+  # nothing is deleted until the end (ext4 makes creating inodes right after deleting many
+  # slower, which would punish whichever command runs second).
+  python3 - "$PWD/target/release/hookbox" "$scratch" "$RUNS" "$big" "$small" <<'PY'
+import os, statistics, subprocess, sys, time
+hookbox, scratch, runs, archives = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+print(f"\n{'archive':<22} {'size':>9} {'tar xzf':>9} {'ingest':>9} {'ratio':>7}")
+for archive in archives:
+    times = {'tar': [], 'ingest': []}
+    for run in range(runs + 1):  # the first round warms the page cache and is not counted
+        for name in ('tar', 'ingest'):
+            target = os.path.join(scratch, f"{name}-{os.path.basename(archive)}-{run}")
+            if name == 'tar':
+                os.mkdir(target)
+                cmd = ['tar', 'xzf', archive, '-C', target]
+            else:
+                cmd = [hookbox, '--root', target, 'ingest', archive]
+            subprocess.run(['sync'], check=True)
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            elapsed = time.perf_counter() - start
+            if run > 0:
+                times[name].append(elapsed)
+    tar, ingest = statistics.median(times['tar']), statistics.median(times['ingest'])
+    size = os.path.getsize(archive) / 1e6
+    print(f"{os.path.basename(archive):<22} {size:7.1f}MB {tar*1000:7.0f}ms {ingest*1000:7.0f}ms {ingest/tar:6.2f}x")
 PY
-  done
-  eval "$clean"
-  echo "(medians of $RUNS runs; ingest includes sha256 of every file, the canonical digest and one syncfs before the rename; tar does no fsync)"
+  chmod -R u+w "$scratch" 2>/dev/null || true
+  rm -rf "$scratch"
+  echo "(medians of $RUNS interleaved runs; ingest includes sha256 of every file, the canonical"
+  echo " digest and one syncfs before the rename; tar xzf does no fsync)"
 }
 
 main() {
