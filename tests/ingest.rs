@@ -630,3 +630,35 @@ fn ingest_works_rootless_and_leaves_nothing_on_refusal() {
     assert_eq!(meta.uid(), crate::util::NOBODY);
     assert_eq!(meta.mode() & 0o7777, 0o555);
 }
+
+#[test]
+fn a_charmcraft_yaml_charm_without_metadata_yaml_ingests() {
+    let env = TestEnv::new();
+    let mut tar = TarBuilder::new();
+    tar.file(
+        "charmcraft.yaml",
+        0o644,
+        b"name: crafty\ntype: charm\nsummary: s\nconfig:\n  options:\n    port: {type: int, default: 80}\n",
+    )
+    .file("hooks/install", 0o755, b"#!/bin/sh\n");
+    let source = write_source(&env, "crafty.charm.tar", &tar.finish());
+    let report = ingest_json(&env, &source);
+    assert_eq!(report["name"], "crafty");
+    // A config default that does not fit its type is refused, naming the file.
+    let mut bad = TarBuilder::new();
+    bad.file(
+        "charmcraft.yaml",
+        0o644,
+        b"name: crafty\nconfig:\n  options:\n    port: {type: int, default: eighty}\n",
+    );
+    let bad = write_source(&env, "bad-crafty.tar", &bad.finish());
+    env.hookbox()
+        .arg("ingest")
+        .arg(&bad)
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains(
+            "member charmcraft.yaml: invalid charm file",
+        ))
+        .stderr(predicates::str::contains("port"));
+}
