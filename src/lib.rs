@@ -5,6 +5,8 @@
 
 pub mod charm;
 pub mod exit;
+pub mod runner;
 pub mod store;
+pub mod tools;
 
 pub use exit::ExitStatus;
