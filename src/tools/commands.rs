@@ -1647,3 +1647,84 @@ impl Call<'_> {
         Ok(self.print(&parsed, Format::Smart, &Value::Strings(ids)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn port_specs() {
+        let tcp = |from, to| PortRange {
+            protocol: Protocol::Tcp,
+            from,
+            to,
+        };
+        assert_eq!(parse_port_range("80"), Ok(tcp(80, 80)));
+        assert_eq!(parse_port_range("8000-8100/tcp"), Ok(tcp(8000, 8100)));
+        assert_eq!(
+            parse_port_range("icmp").map(|r| r.protocol),
+            Ok(Protocol::Icmp)
+        );
+        assert_eq!(
+            parse_port_range("-5"),
+            Err("invalid port \"\": strconv.Atoi: parsing \"\": invalid syntax".into())
+        );
+        assert_eq!(
+            parse_port_range("99999999999999999999"),
+            Err("invalid port \"99999999999999999999\": strconv.Atoi: parsing \"99999999999999999999\": value out of range".into())
+        );
+        assert_eq!(
+            parse_port_range("80-x/udp"),
+            Err("invalid port \"x\": strconv.Atoi: parsing \"x\": invalid syntax".into())
+        );
+    }
+
+    #[test]
+    fn key_value_arguments() {
+        let parsed = parse_key_values(&strings(&["a=b=c", " k = v ", "empty="])).ok();
+        assert_eq!(
+            parsed,
+            Some(BTreeMap::from([
+                ("a".to_owned(), "b=c".to_owned()),
+                ("empty".to_owned(), String::new()),
+                ("k".to_owned(), "v".to_owned()),
+            ]))
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert!(is_valid_unit("mysql/0"));
+        assert!(is_valid_unit("my-sql2/10"));
+        assert!(!is_valid_unit("mysql"));
+        assert!(!is_valid_unit("my-2/0"));
+        assert!(!is_valid_unit("Bad/0"));
+        assert!(is_valid_application("wordpress-k8s"));
+        assert!(!is_valid_application("2fast"));
+        assert!(is_valid_storage_id("data/0"));
+        assert!(!is_valid_storage_id("data"));
+        assert!(!is_valid_storage_id("data/01"));
+        assert!(is_valid_action_key("a-b1"));
+        assert!(!is_valid_action_key("-a"));
+        assert!(!is_valid_action_key("A"));
+        assert!(!is_valid_action_key(""));
+    }
+
+    #[test]
+    fn unknown_command_is_a_bad_request() {
+        let mut session = HookSession::new(Default::default());
+        let request = ToolRequest {
+            command: "secret-get".into(),
+            dir: "/".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            execute(&mut session, &request),
+            ToolResponse::Error("bad request: unknown command: secret-get".into())
+        );
+    }
+}
