@@ -1,6 +1,7 @@
 //! The state root on disk: charm bases, application records, units and their layers.
 
 pub mod atomic;
+pub mod digest;
 pub mod root;
 
 use std::path::PathBuf;

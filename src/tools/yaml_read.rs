@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use saphyr_parser_bw::{Event, Parser, ScalarStyle};
+use saphyr_parser::{Event, Parser, ScalarStyle};
 
 use super::yaml_emit::resolve_tag;
 
