@@ -1,5 +1,6 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
+mod doctor;
 mod output;
 
 use std::path::PathBuf;
@@ -37,7 +38,13 @@ pub enum LogFormat {
 
 /// hookbox's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Check whether hook sandboxes can run here, and what to change if not.
+    Doctor(doctor::DoctorArgs),
+    /// Internal: one doctor probe, run in a re-executed child.
+    #[command(name = "__doctor-probe", hide = true)]
+    DoctorProbe(doctor::ProbeArgs),
+}
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -53,7 +60,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match cli.command {}
+    match &cli.command {
+        Command::Doctor(args) => doctor::run(args, cli.root.as_deref()),
+        Command::DoctorProbe(args) => doctor::run_probe(args),
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -83,6 +93,9 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
             return e.exit_status();
         }
     }
