@@ -5,6 +5,12 @@
 
 pub mod charm;
 pub mod exit;
+pub mod sandbox;
 pub mod store;
+#[expect(
+    unsafe_code,
+    reason = "src/sys is the one module allowed to call unsafe syscall wrappers"
+)]
+pub mod sys;
 
 pub use exit::ExitStatus;

@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
 mod output;
+mod sandbox_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +38,10 @@ pub enum LogFormat {
 
 /// hookbox's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a command in exactly the sandbox hooks get.
+    SandboxRun(sandbox_run::SandboxRunArgs),
+}
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -53,7 +57,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match cli.command {}
+    match cli.command {
+        // The command's own exit code is passed through unchanged.
+        Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -83,6 +90,9 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::SandboxError>() {
             return e.exit_status();
         }
     }
