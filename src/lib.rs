@@ -7,5 +7,10 @@ pub mod charm;
 pub mod exit;
 pub mod sandbox;
 pub mod store;
+#[expect(
+    unsafe_code,
+    reason = "src/sys is the one module allowed to call unsafe syscall wrappers"
+)]
+pub mod sys;
 
 pub use exit::ExitStatus;

@@ -2,6 +2,7 @@
 
 mod doctor;
 mod output;
+mod sandbox_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,8 @@ pub enum LogFormat {
 /// hookbox's commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command in exactly the sandbox hooks get.
+    SandboxRun(sandbox_run::SandboxRunArgs),
     /// Check whether hook sandboxes can run here, and what to change if not.
     Doctor(doctor::DoctorArgs),
     /// Internal: one doctor probe, run in a re-executed child.
@@ -60,9 +63,11 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match &cli.command {
-        Command::Doctor(args) => doctor::run(args, cli.root.as_deref()),
-        Command::DoctorProbe(args) => doctor::run_probe(args),
+    match cli.command {
+        // The command's own exit code is passed through unchanged.
+        Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
+        Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
+        Command::DoctorProbe(args) => doctor::run_probe(&args),
     }
 }
 
@@ -93,6 +98,9 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::SandboxError>() {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
