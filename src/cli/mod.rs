@@ -1,6 +1,7 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
 mod doctor;
+mod export_bundle;
 mod output;
 mod sandbox_run;
 
@@ -44,6 +45,8 @@ pub enum Command {
     SandboxRun(sandbox_run::SandboxRunArgs),
     /// Check whether hook sandboxes can run here, and what to change if not.
     Doctor(doctor::DoctorArgs),
+    /// Write an OCI runtime bundle of the sandbox, for crun, runc or youki.
+    ExportBundle(export_bundle::ExportBundleArgs),
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
     DoctorProbe(doctor::ProbeArgs),
@@ -67,6 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         // The command's own exit code is passed through unchanged.
         Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
         Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
+        Command::ExportBundle(args) => export_bundle::run(args),
         Command::DoctorProbe(args) => doctor::run_probe(&args),
     }
 }
@@ -104,6 +108,9 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::bundle::BundleError>() {
             return e.exit_status();
         }
     }

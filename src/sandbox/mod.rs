@@ -8,6 +8,7 @@
 //! SIGTERM/SIGINT) and the command itself. When the init exits the kernel kills everything
 //! left in the pid namespace.
 
+pub mod bundle;
 mod cgroup;
 pub mod doctor;
 pub mod init;
