@@ -342,10 +342,23 @@ fn export_refuses_a_non_empty_output_and_bad_layers() {
     // An empty existing directory is accepted.
     let empty = env.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    env.hookbox()
-        .args(export_args(&lower, &upper, &empty, &[]))
-        .assert()
-        .success();
+    let output = env
+        .hookbox()
+        .args(export_args(&lower, &upper, &empty, &["--json"]))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let written: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(written["path"], empty.display().to_string());
+    assert_eq!(
+        written["config"],
+        empty.join("config.json").display().to_string()
+    );
+    assert_eq!(
+        written["rootfs"],
+        empty.join("rootfs").display().to_string()
+    );
+    assert_eq!(written["work"], empty.join("work").display().to_string());
     assert!(empty.join("config.json").is_file());
 }
 

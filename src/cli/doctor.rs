@@ -16,6 +16,18 @@ use super::output::print_json;
 /// Exits 0 when hook sandboxes can run, 5 when a required check fails. Cgroup checks are
 /// optional: without them limits fall back to rlimits.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Each kernel feature is tried for real in a short-lived child \
+    process: user namespaces (and the kernel.unprivileged_userns_clone, \
+    user.max_user_namespaces and kernel.apparmor_restrict_unprivileged_userns knobs), mount, \
+    pid, net, ipc and uts namespaces, overlayfs with userxattr (in the state root when it \
+    exists), seccomp, cgroup v1 memory/pids/cpu and cgroup v2 controllers and delegation, \
+    and the hookbox entry of /etc/subuid and /etc/subgid when run as root. Every failed \
+    check says what to change.\n\n\
+    Exit status: 0 when hook sandboxes can run, 5 when a required check fails. Cgroup and \
+    subuid checks are optional: without them limits fall back to rlimits and root uses a \
+    built-in id block."
+)]
 pub struct DoctorArgs {
     /// Print a JSON array of {check, ok, required, detail, fix} instead of text.
     #[arg(long)]

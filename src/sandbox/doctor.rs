@@ -21,6 +21,7 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
+use super::spec::{DEFAULT_ROOT_ID_BASE, DEFAULT_ROOT_ID_COUNT, SUBID_USER, subid_range};
 use crate::exit::{ClassifyExit, ExitStatus};
 
 /// The hidden subcommand the doctor re-executes itself with to run one probe.
@@ -649,12 +650,14 @@ fn subuid_check(is_root: bool) -> Check {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for file in ["/etc/subuid", "/etc/subgid"] {
-        match hookbox_range(Path::new(file)) {
-            Some((start, count)) if count >= 65536 => {
-                found.push(format!("{file}: hookbox:{start}:{count}"));
+        let text = fs::read_to_string(file).unwrap_or_default();
+        match subid_range(&text, SUBID_USER) {
+            Some(range) if range.count >= 65536 => {
+                found.push(format!("{file}: hookbox:{}:{}", range.outside, range.count));
             }
-            Some((start, count)) => missing.push(format!(
-                "{file} has hookbox:{start}:{count}, fewer than 65536 ids"
+            Some(range) => missing.push(format!(
+                "{file} has hookbox:{}:{}, fewer than 65536 ids",
+                range.outside, range.count
             )),
             None => missing.push(format!("{file} has no hookbox entry")),
         }
@@ -664,7 +667,8 @@ fn subuid_check(is_root: bool) -> Check {
     } else {
         check.ok = false;
         check.detail = format!(
-            "{}; as root the sandbox falls back to its built-in id block",
+            "{}; as root the sandbox falls back to its built-in block of {DEFAULT_ROOT_ID_COUNT} \
+             ids from {DEFAULT_ROOT_ID_BASE}",
             missing.join("; ")
         );
         check.fix = Some(
@@ -674,20 +678,6 @@ fn subuid_check(is_root: bool) -> Check {
         );
     }
     check
-}
-
-/// The `hookbox:START:COUNT` range of a subordinate id file.
-fn hookbox_range(file: &Path) -> Option<(u64, u64)> {
-    let text = fs::read_to_string(file).ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.trim().split(':');
-        if fields.next()? != "hookbox" {
-            return None;
-        }
-        let start = fields.next()?.parse().ok()?;
-        let count = fields.next()?.parse().ok()?;
-        Some((start, count))
-    })
 }
 
 /// Tries to remove the cgroups a probe child (by its pid) may have left behind.
