@@ -15,12 +15,18 @@ RUNS=${BENCH_RUNS:-200}
 # The median wall time of RUNS runs of "$@", in milliseconds.
 median_ms() {
   if command -v hyperfine >/dev/null 2>&1; then
-    local json
+    local json errors
     json=$(mktemp)
-    hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$json" \
-      -- "$(printf '%q ' "$@")" >/dev/null
+    errors=$(mktemp)
+    # Outlier warnings go to $errors; they are shown only when the run fails.
+    if ! hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$json" \
+      -- "$(printf '%q ' "$@")" >/dev/null 2>"$errors"; then
+      cat "$errors" >&2
+      rm -f "$json" "$errors"
+      return 1
+    fi
     jq -r '.results[0].median * 1000 | . * 100 | round / 100' "$json"
-    rm -f "$json"
+    rm -f "$json" "$errors"
   else
     local i start end times=()
     for ((i = 0; i < RUNS; i++)); do

@@ -798,7 +798,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn denied_syscalls_are_known_to_libc_names() {
+    fn denied_syscalls_match_the_sandbox_filter() {
         // Every name must be a syscall of this architecture, or runtimes skip it silently.
         let numbers = [
             libc::SYS_init_module,
@@ -838,6 +838,52 @@ mod tests {
         assert_eq!(numbers.len(), DENIED_SYSCALLS.len());
         let unique: HashSet<&str> = DENIED_SYSCALLS.into_iter().collect();
         assert_eq!(unique.len(), DENIED_SYSCALLS.len());
+
+        // The same rules compiled with seccompiler give exactly the sandbox's own filter, so
+        // the two lists cannot drift apart.
+        use seccompiler::{
+            SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+            SeccompRule,
+        };
+        let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> = numbers
+            .iter()
+            .filter(|&&nr| nr != libc::SYS_clone3)
+            .map(|&nr| (nr, Vec::new()))
+            .collect();
+        for nr in [libc::SYS_unshare, libc::SYS_clone] {
+            let per_flag = NAMESPACE_FLAGS
+                .iter()
+                .map(|&flag| {
+                    let condition = SeccompCondition::new(
+                        0,
+                        SeccompCmpArgLen::Dword,
+                        SeccompCmpOp::MaskedEq(flag),
+                        flag,
+                    )
+                    .unwrap();
+                    SeccompRule::new(vec![condition]).unwrap()
+                })
+                .collect();
+            rules.insert(nr, per_flag);
+        }
+        let arch = std::env::consts::ARCH.try_into().unwrap();
+        let ours: seccompiler::BpfProgram = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            arch,
+        )
+        .unwrap()
+        .try_into()
+        .unwrap();
+        let [sandbox_deny, _clone3] = crate::sandbox::seccomp::filters().unwrap();
+        let encode = |program: &seccompiler::BpfProgram| {
+            program
+                .iter()
+                .map(|i| (i.code, i.jt, i.jf, i.k))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(encode(&ours), encode(&sandbox_deny));
     }
 
     #[test]
