@@ -9,6 +9,12 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The sandbox helper: before any runtime, thread or argument parsing.
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(hookbox::sandbox::INIT_ARG))
+    {
+        hookbox::sandbox::init::main();
+    }
     if let Some(tool) = hook_tool_name() {
         let args = std::env::args_os()
             .skip(1)

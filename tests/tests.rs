@@ -1,4 +1,6 @@
 //! hookbox's integration tests: one binary, a util module, the real CLI in real sandboxes.
 
+mod bundle;
+mod doctor;
 mod tools;
 mod util;

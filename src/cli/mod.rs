@@ -1,6 +1,9 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
+mod doctor;
+mod export_bundle;
 mod output;
+mod sandbox_run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,7 +40,17 @@ pub enum LogFormat {
 
 /// hookbox's commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run a command in exactly the sandbox hooks get.
+    SandboxRun(sandbox_run::SandboxRunArgs),
+    /// Check whether hook sandboxes can run here, and what to change if not.
+    Doctor(doctor::DoctorArgs),
+    /// Write an OCI runtime bundle of the sandbox, for crun, runc or youki.
+    ExportBundle(export_bundle::ExportBundleArgs),
+    /// Internal: one doctor probe, run in a re-executed child.
+    #[command(name = "__doctor-probe", hide = true)]
+    DoctorProbe(doctor::ProbeArgs),
+}
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -53,7 +66,13 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
-    match cli.command {}
+    match cli.command {
+        // The command's own exit code is passed through unchanged.
+        Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
+        Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
+        Command::ExportBundle(args) => export_bundle::run(args),
+        Command::DoctorProbe(args) => doctor::run_probe(&args),
+    }
 }
 
 fn init_logging(cli: &Cli) {
@@ -83,6 +102,15 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::SandboxError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::bundle::BundleError>() {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::runner::tool_server::ToolServerError>() {
