@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # hookbox benchmarks: medians of at least 200 runs each, side by side.
 #
-#   scripts/bench.sh            run every section
+#   scripts/bench.sh                      run every section
+#   scripts/bench.sh bench_sandbox        run one section
 #   BENCH_RUNS=500 scripts/bench.sh
+#
+# Sections record their medians in FIG[...]; the summary at the end prints every ratio
+# against the tool a user would otherwise use, measured side by side in the same run.
 #
 # Each section is a function printing "label: median X.XX ms" lines. Timing uses
 # `hyperfine -N` (no shell in between) when installed, else a loop over `date +%s%N`.
@@ -48,16 +52,56 @@ if [ "${1:-}" = __median ]; then
   exit 0
 fi
 
-# The hookbox binary to benchmark: $HOOKBOX, else the release build, else the debug build.
+# The hookbox binary to benchmark: $HOOKBOX, else a fresh release build.
 hookbox_binary() {
   if [ -n "${HOOKBOX:-}" ]; then
     echo "$HOOKBOX"
-  elif [ -x target/release/hookbox ]; then
-    echo "$PWD/target/release/hookbox"
   else
-    cargo build -q >&2
-    echo "$PWD/target/debug/hookbox"
+    cargo build --release -q >&2
+    echo "$PWD/target/release/hookbox"
   fi
+}
+
+declare -A FIG=()
+
+# Installs the comparison tools from Debian packages when they are missing.
+ensure_tools() {
+  local missing=()
+  command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+  command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+  command -v crun >/dev/null 2>&1 || missing+=(crun)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Sandbox start-up: `sandbox-run /bin/true` over 1 and 50 layers, against bubblewrap with the
+# same namespaces and `unshare -Urmpf --mount-proc` as the floor.
+bench_sandbox() {
+  local hookbox dir
+  hookbox=$(hookbox_binary)
+  dir=$(mktemp -d /tmp/hookbox-bench-XXXXXX)
+  chmod 755 "$dir"
+  mkdir -p "$dir/one/l0" "$dir/up1" "$dir/up50" "$dir/w1" "$dir/w50"
+  echo x >"$dir/one/l0/file"
+  local fifty=()
+  for i in $(seq 0 49); do
+    mkdir -p "$dir/fifty/l$i"
+    echo "$i" >"$dir/fifty/l$i/f$i"
+    fifty+=(--lower "$dir/fifty/l$i")
+  done
+  echo "== sandbox start-up: /bin/true, median of $RUNS runs (uid $(id -u))"
+  FIG[unshare]=$(median_ms unshare -Urmpf --mount-proc /bin/true)
+  FIG[bwrap]=$(median_ms bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc \
+    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
+    --proc /proc --dev /dev --tmpfs /tmp /bin/true)
+  FIG[sandbox1]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up1" --work "$dir/w1" --lower "$dir/one/l0" -- /bin/true)
+  FIG[sandbox50]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up50" --work "$dir/w50" "${fifty[@]}" -- /bin/true)
+  printf '%-28s median %s ms\n' "unshare -Urmpf (floor)" "${FIG[unshare]}" bwrap "${FIG[bwrap]}" \
+    "hookbox sandbox-run 1 layer" "${FIG[sandbox1]}" "hookbox sandbox-run 50 layers" "${FIG[sandbox50]}"
+  rm -rf "$dir"
 }
 
 # crun and runc running the OCI bundle equivalent to `hookbox sandbox-run -- /bin/true` over
@@ -92,11 +136,13 @@ bench_oci() {
       "$dir/root/bundle" -- /bin/true >/dev/null
     if [ $have_crun = 1 ]; then
       unshare -m sh -c "$cgroupfs && crun --cgroup-manager=disabled --root $dir/root/state run -b $dir/root/bundle check"
-      printf 'crun run, root:      median %s ms\n' "$(unshare -m sh -c "$cgroupfs && exec $dir/bench.sh __median crun --cgroup-manager=disabled --root $dir/root/state run -b $dir/root/bundle bench")"
+      FIG[crun_root]=$(unshare -m sh -c "$cgroupfs && exec $dir/bench.sh __median crun --cgroup-manager=disabled --root $dir/root/state run -b $dir/root/bundle bench")
+      printf 'crun run, root:      median %s ms\n' "${FIG[crun_root]}"
     fi
     if [ $have_runc = 1 ]; then
       runc --root "$dir/root/state" run -b "$dir/root/bundle" check
-      printf 'runc run, root:      median %s ms\n' "$(BENCH_RUNS=$RUNS "$dir/bench.sh" __median runc --root "$dir/root/state" run -b "$dir/root/bundle" bench)"
+      FIG[runc_root]=$(BENCH_RUNS=$RUNS "$dir/bench.sh" __median runc --root "$dir/root/state" run -b "$dir/root/bundle" bench)
+      printf 'runc run, root:      median %s ms\n' "${FIG[runc_root]}"
     fi
     nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
   fi
@@ -124,8 +170,35 @@ bench_oci() {
   rm -rf "$dir"
 }
 
+# x/y to two decimals, or "n/a" when either is missing.
+ratio() {
+  if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
+  else
+    echo n/a
+  fi
+}
+
+summary() {
+  echo "== ratios (same run)"
+  if [ -n "${FIG[sandbox1]:-}" ]; then
+    echo "sandbox-run 1 layer / bwrap:          $(ratio "${FIG[sandbox1]}" "${FIG[bwrap]}")   (target <= 1.0x)"
+    echo "sandbox-run 50 layers / bwrap:        $(ratio "${FIG[sandbox50]}" "${FIG[bwrap]}")   (target <= 1.0x)"
+    echo "sandbox-run 1 layer / unshare floor:  $(ratio "${FIG[sandbox1]}" "${FIG[unshare]}")   (target <= 1.5x)"
+    echo "sandbox-run 1 layer / crun (root):    $(ratio "${FIG[sandbox1]}" "${FIG[crun_root]:-}")   (target <= 0.5x)"
+    echo "sandbox-run 1 layer / runc (root):    $(ratio "${FIG[sandbox1]}" "${FIG[runc_root]:-}")"
+  fi
+}
+
 main() {
-  bench_oci
+  ensure_tools
+  if [ $# -gt 0 ]; then
+    for section in "$@"; do "$section"; done
+  else
+    bench_sandbox
+    bench_oci
+  fi
+  summary
 }
 
 main "$@"

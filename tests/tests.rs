@@ -2,5 +2,7 @@
 
 mod bundle;
 mod doctor;
+mod sandbox;
+mod security;
 mod tools;
 mod util;

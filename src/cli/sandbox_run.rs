@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hookbox::sandbox::{self, Image, Network, RunOptions, SandboxSpec};
+use hookbox::sandbox::{self, BindMount, Image, Network, RunOptions, SandboxSpec};
 
 /// Arguments of `hookbox sandbox-run`.
 #[derive(Debug, Args)]
@@ -61,6 +61,12 @@ pub struct SandboxRunArgs {
     /// LANG=C.UTF-8; nothing is inherited).
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Bind a host path read-only into the sandbox (repeatable).
+    #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
+    pub ro_bind: Vec<(PathBuf, PathBuf)>,
+    /// Bind a host path read-write into the sandbox (repeatable).
+    #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
+    pub bind: Vec<(PathBuf, PathBuf)>,
     /// Working directory inside the sandbox [default: the charm path].
     #[arg(long, value_name = "PATH")]
     pub cwd: Option<PathBuf>,
@@ -129,6 +135,15 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
         spec.cwd = cwd;
     }
     spec.hostname = args.hostname;
+    for (binds, writable) in [(args.ro_bind, false), (args.bind, true)] {
+        for (source, target) in binds {
+            spec.binds.push(BindMount {
+                source: absolute(&source)?,
+                target,
+                writable,
+            });
+        }
+    }
     spec.network = match args.network {
         NetworkArg::None => Network::None,
         NetworkArg::Host => Network::Host,
@@ -213,6 +228,15 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(multiplier))
         .filter(|n| *n > 0)
         .ok_or_else(|| format!("{text:?} is not a size like 536870912, 512M or 2G"))
+}
+
+fn parse_bind(text: &str) -> Result<(PathBuf, PathBuf), String> {
+    match text.split_once(':') {
+        Some((host, inside)) if !host.is_empty() && inside.starts_with('/') => {
+            Ok((PathBuf::from(host), PathBuf::from(inside)))
+        }
+        _ => Err(format!("{text:?} is not HOST:/ABSOLUTE/SANDBOX/PATH")),
+    }
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {

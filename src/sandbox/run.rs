@@ -103,7 +103,22 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
         }
     });
     plan.remove().await;
+    clear_volatile_marker(spec);
     report
+}
+
+/// overlayfs refuses a work dir holding `work/incompat/volatile/dirty` (left by a `volatile` mount
+/// so that a crash is noticed); after a clean run it is ours to remove.
+fn clear_volatile_marker(spec: &SandboxSpec) {
+    use std::os::unix::fs::PermissionsExt;
+    let inner = spec.work.join("work");
+    if std::fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
+        let incompat = inner.join("incompat");
+        for dir in [&inner, &incompat, &incompat.join("volatile")] {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let _ = std::fs::remove_dir_all(incompat);
+    }
 }
 
 /// A failed command that the kernel's limit accounting explains is reported as that limit.

@@ -32,9 +32,12 @@ pub fn default_charm_path(application: &str, unit_number: u32) -> PathBuf {
 pub struct SandboxSpec {
     /// Read-only lower layers of the charm overlay, top (newest) first. At least one.
     pub lowers: Vec<PathBuf>,
-    /// The overlay's upper directory: every write of the run lands here.
+    /// The overlay's upper directory: every write of the run lands here. The overlay is
+    /// mounted `volatile`: nothing syncs the upper at unmount, so whoever commits the layer
+    /// syncs it (syncfs or fsync) before making it part of the state.
     pub upper: PathBuf,
-    /// The overlay's work directory: empty, on the same filesystem as `upper`.
+    /// The overlay's work directory: empty, on the same filesystem as `upper`. `run` clears
+    /// the `volatile` marker overlayfs leaves in it, so it may be reused.
     pub work: PathBuf,
     /// Where the overlay is mounted inside the sandbox (absolute).
     pub charm_path: PathBuf,
