@@ -1,15 +1,180 @@
 #!/usr/bin/env bash
-# hookbox benchmarks. Each bench_* function prints its figures; main runs them all.
-# Needs GNU tar and python3. Inputs are generated once and cached under target/bench/.
+# hookbox benchmarks: medians of at least 200 runs each, side by side.
+#
+#   scripts/bench.sh                      run every section
+#   scripts/bench.sh bench_sandbox        run one section
+#   BENCH_RUNS=500 scripts/bench.sh
+#
+# Sections record their medians in FIG[...]; the summary at the end prints every ratio
+# against the tool a user would otherwise use, measured side by side in the same run.
+#
+# Each section is a function printing "label: median X.XX ms" lines. Timing uses
+# `hyperfine -N` (no shell in between) when installed, else a loop over `date +%s%N`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+SELF=$(realpath "$0")
+cd "$(dirname "$SELF")/.."
 
-BENCH_DIR="$PWD/target/bench"
-RUNS="${BENCH_RUNS:-5}"
+RUNS=${BENCH_RUNS:-200}
 
+# The median wall time of RUNS runs of "$@", in milliseconds.
+median_ms() {
+  if command -v hyperfine >/dev/null 2>&1; then
+    local json errors
+    json=$(mktemp)
+    errors=$(mktemp)
+    # Outlier warnings go to $errors; they are shown only when the run fails.
+    if ! hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$json" \
+      -- "$(printf '%q ' "$@")" >/dev/null 2>"$errors"; then
+      cat "$errors" >&2
+      rm -f "$json" "$errors"
+      return 1
+    fi
+    jq -r '.results[0].median * 1000 | . * 100 | round / 100' "$json"
+    rm -f "$json" "$errors"
+  else
+    local i start end times=()
+    for ((i = 0; i < RUNS; i++)); do
+      start=$(date +%s%N)
+      "$@" >/dev/null
+      end=$(date +%s%N)
+      times+=($((end - start)))
+    done
+    printf '%s\n' "${times[@]}" | sort -n |
+      awk '{ t[NR] = $1 } END { m = (NR % 2) ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2; printf "%.2f\n", m / 1e6 }'
+  fi
+}
+
+# Internal: `bench.sh __median CMD...`, so a section can time a command inside a namespace it
+# sets up first (the script is re-executed there).
+if [ "${1:-}" = __median ]; then
+  shift
+  median_ms "$@"
+  exit 0
+fi
+
+# The hookbox binary to benchmark: $HOOKBOX, else a fresh release build.
+hookbox_binary() {
+  if [ -n "${HOOKBOX:-}" ]; then
+    echo "$HOOKBOX"
+  else
+    cargo build --release -q >&2
+    echo "$PWD/target/release/hookbox"
+  fi
+}
+
+declare -A FIG=()
+
+# Installs the comparison tools from Debian packages when they are missing.
+ensure_tools() {
+  local missing=()
+  command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+  command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+  command -v crun >/dev/null 2>&1 || missing+=(crun)
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  command -v jq >/dev/null 2>&1 || missing+=(jq)
+  if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# Sandbox start-up: `sandbox-run /bin/true` over 1 and 50 layers, against bubblewrap with the
+# same namespaces and `unshare -Urmpf --mount-proc` as the floor.
+bench_sandbox() {
+  local hookbox dir
+  hookbox=$(hookbox_binary)
+  dir=$(mktemp -d /tmp/hookbox-bench-XXXXXX)
+  chmod 755 "$dir"
+  mkdir -p "$dir/one/l0" "$dir/up1" "$dir/up50" "$dir/w1" "$dir/w50"
+  echo x >"$dir/one/l0/file"
+  local fifty=()
+  for i in $(seq 0 49); do
+    mkdir -p "$dir/fifty/l$i"
+    echo "$i" >"$dir/fifty/l$i/f$i"
+    fifty+=(--lower "$dir/fifty/l$i")
+  done
+  echo "== sandbox start-up: /bin/true, median of $RUNS runs (uid $(id -u))"
+  FIG[unshare]=$(median_ms unshare -Urmpf --mount-proc /bin/true)
+  FIG[bwrap]=$(median_ms bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc \
+    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
+    --proc /proc --dev /dev --tmpfs /tmp /bin/true)
+  FIG[sandbox1]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up1" --work "$dir/w1" --lower "$dir/one/l0" -- /bin/true)
+  FIG[sandbox50]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up50" --work "$dir/w50" "${fifty[@]}" -- /bin/true)
+  printf '%-28s median %s ms\n' "unshare -Urmpf (floor)" "${FIG[unshare]}" bwrap "${FIG[bwrap]}" \
+    "hookbox sandbox-run 1 layer" "${FIG[sandbox1]}" "hookbox sandbox-run 50 layers" "${FIG[sandbox50]}"
+  rm -rf "$dir"
+}
+
+# crun and runc running the OCI bundle equivalent to `hookbox sandbox-run -- /bin/true` over
+# a 1-layer overlay (`hookbox export-bundle` of the same spec), as root and rootless.
+#
+# Debian's crun 1.8.1 refuses this cgroup-hybrid host (the cgroup2 mount carries hugetlb)
+# even with --cgroup-manager=disabled, so crun runs in a private mount namespace with a tmpfs
+# over /sys/fs/cgroup/unified; the timing loop runs inside that namespace, so its setup is
+# not counted. Rootless, that namespace needs `unshare -Urm`, in which uid 65534 is root: the
+# crun bundle is exported there with --uid-map 0:0:1 --gid-map 0:0:1. runc runs the bundles
+# unchanged (rootless: the bundle exported by uid 65534 itself).
+bench_oci() {
+  local hookbox dir nobody=()
+  hookbox=$(hookbox_binary)
+  dir=$(mktemp -d /tmp/hookbox-bench-oci.XXXXXX)
+  chmod 755 "$dir"
+  cp "$hookbox" "$dir/hookbox"
+  cp "$SELF" "$dir/bench.sh"
+  chmod 755 "$dir/hookbox" "$dir/bench.sh"
+  local cgroupfs='mount -t tmpfs none /sys/fs/cgroup/unified'
+  local have_crun=0 have_runc=0
+  command -v crun >/dev/null 2>&1 && have_crun=1
+  command -v runc >/dev/null 2>&1 && have_runc=1
+  [ "$have_crun$have_runc" = 00 ] && { echo "bench_oci: neither crun nor runc is installed" >&2; return 1; }
+
+  echo "== OCI runtimes: /bin/true in the hookbox-equivalent bundle, 1 layer, median of $RUNS runs"
+  if [ "$(id -u)" = 0 ]; then
+    # As root: the bundle maps hook root to the hookbox id range, as sandbox-run does.
+    mkdir -p "$dir/root/lower" "$dir/root/upper" "$dir/root/state"
+    echo layer > "$dir/root/lower/file"
+    "$hookbox" export-bundle --lower "$dir/root/lower" --upper "$dir/root/upper" \
+      "$dir/root/bundle" -- /bin/true >/dev/null
+    if [ $have_crun = 1 ]; then
+      unshare -m sh -c "$cgroupfs && crun --cgroup-manager=disabled --root $dir/root/state run -b $dir/root/bundle check"
+      FIG[crun_root]=$(unshare -m sh -c "$cgroupfs && exec $dir/bench.sh __median crun --cgroup-manager=disabled --root $dir/root/state run -b $dir/root/bundle bench")
+      printf 'crun run, root:      median %s ms\n' "${FIG[crun_root]}"
+    fi
+    if [ $have_runc = 1 ]; then
+      runc --root "$dir/root/state" run -b "$dir/root/bundle" check
+      FIG[runc_root]=$(BENCH_RUNS=$RUNS "$dir/bench.sh" __median runc --root "$dir/root/state" run -b "$dir/root/bundle" bench)
+      printf 'runc run, root:      median %s ms\n' "${FIG[runc_root]}"
+    fi
+    nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
+  fi
+  # Rootless: as uid 65534 when run as root, else as the caller.
+  local rootless="$dir/rootless"
+  mkdir -p "$rootless"
+  [ ${#nobody[@]} -gt 0 ] && chown 65534:65534 "$rootless"
+  "${nobody[@]}" env HOME="$rootless" XDG_RUNTIME_DIR="$rootless/xdg" BENCH_RUNS="$RUNS" sh -c "
+    set -e
+    cd $rootless
+    mkdir -p lower upper state xdg && echo layer > lower/file
+    if [ $have_crun = 1 ]; then
+      unshare -Urm sh -c '$dir/hookbox export-bundle --lower lower --upper upper \
+          --uid-map 0:0:1 --gid-map 0:0:1 crun-bundle -- /bin/true >/dev/null &&
+        $cgroupfs && crun --cgroup-manager=disabled --root $rootless/state run -b crun-bundle check &&
+        printf \"crun run, rootless:  median %s ms\n\" \"\$($dir/bench.sh __median crun --cgroup-manager=disabled --root $rootless/state run -b $rootless/crun-bundle bench)\"'
+    fi
+    if [ $have_runc = 1 ]; then
+      $dir/hookbox export-bundle --lower lower --upper upper runc-bundle -- /bin/true >/dev/null
+      runc --root $rootless/state run -b runc-bundle check
+      printf 'runc run, rootless:  median %s ms\n' \"\$($dir/bench.sh __median runc --root $rootless/state run -b $rootless/runc-bundle bench)\"
+    fi
+  "
+  chmod -R u+rwX "$dir" 2>/dev/null || true
+  rm -rf "$dir"
+}
+
+# x/y to two decimals, or "n/a" when either is missing.
 # Ingest (hashing and durability included) against GNU `tar xzf` of the same archives into a
 # fresh directory: a ~50 MB charm of ~1,000 files and a charm of ~20,000 small files.
 bench_ingest() {
+  local BENCH_DIR="$PWD/target/bench" RUNS="${BENCH_INGEST_RUNS:-5}"
   mkdir -p "$BENCH_DIR"
   local big="$BENCH_DIR/charm-50mb.tar.gz" small="$BENCH_DIR/charm-20k.tar.gz"
   if [ ! -f "$big" ] || [ ! -f "$small" ]; then
@@ -88,8 +253,35 @@ PY
   echo " digest and one syncfs before the rename; tar xzf does no fsync)"
 }
 
+ratio() {
+  if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
+  else
+    echo n/a
+  fi
+}
+
+summary() {
+  echo "== ratios (same run)"
+  if [ -n "${FIG[sandbox1]:-}" ]; then
+    echo "sandbox-run 1 layer / bwrap:          $(ratio "${FIG[sandbox1]}" "${FIG[bwrap]}")   (target <= 1.0x)"
+    echo "sandbox-run 50 layers / bwrap:        $(ratio "${FIG[sandbox50]}" "${FIG[bwrap]}")   (target <= 1.0x)"
+    echo "sandbox-run 1 layer / unshare floor:  $(ratio "${FIG[sandbox1]}" "${FIG[unshare]}")   (target <= 1.5x)"
+    echo "sandbox-run 1 layer / crun (root):    $(ratio "${FIG[sandbox1]}" "${FIG[crun_root]:-}")   (target <= 0.5x)"
+    echo "sandbox-run 1 layer / runc (root):    $(ratio "${FIG[sandbox1]}" "${FIG[runc_root]:-}")"
+  fi
+}
+
 main() {
-  bench_ingest
+  ensure_tools
+  if [ $# -gt 0 ]; then
+    for section in "$@"; do "$section"; done
+  else
+    bench_sandbox
+    bench_oci
+    bench_ingest
+  fi
+  summary
 }
 
 main "$@"

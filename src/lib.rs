@@ -5,6 +5,14 @@
 
 pub mod charm;
 pub mod exit;
+pub mod runner;
+pub mod sandbox;
 pub mod store;
+#[expect(
+    unsafe_code,
+    reason = "src/sys is the one module allowed to call unsafe syscall wrappers"
+)]
+pub mod sys;
+pub mod tools;
 
 pub use exit::ExitStatus;

@@ -1,7 +1,10 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
+mod doctor;
+mod export_bundle;
 mod ingest;
 mod output;
+mod sandbox_run;
 mod verify;
 
 use std::path::PathBuf;
@@ -44,6 +47,15 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Check a charm against the ingest rules without storing it.
     Verify(verify::VerifyArgs),
+    /// Run a command in exactly the sandbox hooks get.
+    SandboxRun(sandbox_run::SandboxRunArgs),
+    /// Check whether hook sandboxes can run here, and what to change if not.
+    Doctor(doctor::DoctorArgs),
+    /// Write an OCI runtime bundle of the sandbox, for crun, runc or youki.
+    ExportBundle(export_bundle::ExportBundleArgs),
+    /// Internal: one doctor probe, run in a re-executed child.
+    #[command(name = "__doctor-probe", hide = true)]
+    DoctorProbe(doctor::ProbeArgs),
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
@@ -63,6 +75,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Ingest(args) => ingest::run(&root_of(&cli.root)?, args),
         Command::Verify(args) => verify::run(args),
+        // The command's own exit code is passed through unchanged.
+        Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
+        Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
+        Command::ExportBundle(args) => export_bundle::run(args),
+        Command::DoctorProbe(args) => doctor::run_probe(&args),
     }
 }
 
@@ -100,6 +117,18 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
             return e.exit_status();
         }
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::SandboxError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::bundle::BundleError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::runner::tool_server::ToolServerError>() {
             return e.exit_status();
         }
     }

@@ -1,0 +1,199 @@
+//! `hookbox export-bundle`: the sandbox `sandbox-run` would build, as an OCI runtime bundle.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hookbox::exit::ExitStatus;
+use hookbox::sandbox::bundle;
+use hookbox::sandbox::spec::{IdMapping, IdRange, Network, SandboxSpec};
+
+use super::output::print_json;
+
+/// Arguments of `hookbox export-bundle`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Write an OCI runtime bundle (config.json and rootfs/) of the sandbox sandbox-run \
+             builds: the same namespaces, id map, read-only host image, /proc, /dev, /tmp, \
+             charm overlay, capabilities, no_new_privs, seccomp filter and rlimits",
+    after_help = "Run it with `crun run -b OUT ID` or `runc run -b OUT ID`. The id map is the \
+                  caller's: rootless, the caller's uid and gid become 0; as root, 0 maps to \
+                  the `hookbox` range of /etc/subuid and /etc/subgid (else 2147352576+65536), \
+                  and the upper and work dirs are handed to that range's root. OUT must not \
+                  exist or be empty. OCI has no wall-clock limit: --timeout is written as the \
+                  annotation org.hookbox.timeout.\n\n\
+                  Example: hookbox export-bundle --lower charm/ --upper up/ bundle -- ls -la"
+)]
+pub struct ExportBundleArgs {
+    /// A read-only lower layer; repeat for more, top (newest) first.
+    #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
+    pub lowers: Vec<PathBuf>,
+    /// The upper directory that receives every write.
+    #[arg(long, value_name = "DIR")]
+    pub upper: PathBuf,
+    /// The overlay work directory (same filesystem as --upper) [default: OUT/work].
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Where the overlay appears inside the sandbox.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/juju/agents/unit-sandbox-0/charm"
+    )]
+    pub charm_path: PathBuf,
+    /// The sandbox's hostname.
+    #[arg(long, default_value = "sandbox-0")]
+    pub hostname: String,
+    /// Network: `none` (a private namespace with loopback only) or `host`.
+    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
+    pub network: NetworkArg,
+    /// Wall-clock limit in seconds, recorded as the annotation org.hookbox.timeout.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Memory limit in bytes, or with a K, M or G suffix (cgroup limit as root, RLIMIT_AS
+    /// rootless).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory: Option<u64>,
+    /// Maximum number of processes (cgroup limit as root, RLIMIT_NPROC rootless).
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU bandwidth as a fraction of one CPU (cgroup quota, as root).
+    #[arg(long, value_name = "FRACTION")]
+    pub cpu: Option<f64>,
+    /// An environment variable for the command (the environment is otherwise only PATH and
+    /// LANG=C.UTF-8).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the sandbox [default: the charm path].
+    #[arg(long, value_name = "PATH")]
+    pub cwd: Option<PathBuf>,
+    /// Map uids INSIDE..INSIDE+COUNT to OUTSIDE.. instead of the caller's mapping (for a
+    /// runtime that runs in another user namespace); needs --gid-map too.
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", value_parser = parse_range, requires = "gid_map")]
+    pub uid_map: Option<IdRange>,
+    /// Map gids INSIDE..INSIDE+COUNT to OUTSIDE.. (with --uid-map).
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", value_parser = parse_range, requires = "uid_map")]
+    pub gid_map: Option<IdRange>,
+    /// Print what was written as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The bundle directory to create.
+    #[arg(value_name = "OUT")]
+    pub out: PathBuf,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `--network` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with loopback only.
+    None,
+    /// The host's network.
+    Host,
+}
+
+/// Writes the bundle and says how to run it.
+pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
+    let out = std::path::absolute(&args.out)
+        .with_context(|| format!("resolve {}", args.out.display()))?;
+    let work = match &args.work {
+        Some(work) => absolute(work)?,
+        None => out.join("work"),
+    };
+    let mut env = vec![
+        (
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+    ];
+    for (key, value) in args.env {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    let mut spec = SandboxSpec::new(
+        args.lowers
+            .iter()
+            .map(|l| absolute(l))
+            .collect::<Result<_, _>>()?,
+        absolute(&args.upper)?,
+        work.clone(),
+        args.charm_path.clone(),
+        args.command,
+        env,
+    );
+    if let Some(cwd) = args.cwd {
+        spec.cwd = cwd;
+    }
+    spec.hostname = args.hostname;
+    spec.network = match args.network {
+        NetworkArg::None => Network::None,
+        NetworkArg::Host => Network::Host,
+    };
+    spec.limits.timeout = args
+        .timeout
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .context("--timeout must be a non-negative number of seconds")?;
+    spec.limits.memory_bytes = args.memory;
+    spec.limits.pids = args.pids;
+    spec.limits.cpu = args.cpu;
+    if let (Some(uid), Some(gid)) = (args.uid_map, args.gid_map) {
+        spec.ids = IdMapping::Range { uid, gid };
+    }
+    let written = bundle::export_bundle(&spec, &out)?;
+    if args.json {
+        print_json(&written)?;
+    } else {
+        println!(
+            "wrote OCI bundle {} (config.json, rootfs/)\nrun it with: crun run -b {} <id>",
+            written.path.display(),
+            written.path.display()
+        );
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolve {}", path.display()))
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, multiplier) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size like 536870912, 512M or 2G"))
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_range(text: &str) -> Result<IdRange, String> {
+    let fields: Vec<Option<u32>> = text.split(':').map(|f| f.parse().ok()).collect();
+    match fields.as_slice() {
+        [Some(inside), Some(outside), Some(count)] if *count > 0 => Ok(IdRange {
+            inside: *inside,
+            outside: *outside,
+            count: *count,
+        }),
+        _ => Err(format!(
+            "{text:?} is not INSIDE:OUTSIDE:COUNT (e.g. 0:100000:65536)"
+        )),
+    }
+}

@@ -1,0 +1,261 @@
+//! `hookbox sandbox-run`: runs any command in exactly the sandbox a hook gets.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use hookbox::sandbox::{self, BindMount, Image, Network, RunOptions, SandboxSpec};
+
+/// Arguments of `hookbox sandbox-run`.
+#[derive(Debug, Args)]
+#[command(
+    about = "Run a command in the sandbox hooks get: an overlay of the given layers at the \
+             charm path, the host's /usr, /bin, /lib* and /etc read-only, private /tmp, /proc \
+             and /dev, its own namespaces, no capabilities beyond a hook's, seccomp",
+    after_help = "The command's stdout and stderr are passed through and hookbox exits with \
+                  its exit code (128+N for signal N, 124 for a timeout, 137 for a limit kill). \
+                  A sandbox that cannot be set up exits 5 naming the failing step.\n\n\
+                  Example: hookbox sandbox-run --lower charm/ --upper /tmp/up -- ls -la"
+)]
+pub struct SandboxRunArgs {
+    /// A read-only lower layer; repeat for more, top (newest) first.
+    #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
+    pub lowers: Vec<PathBuf>,
+    /// The upper directory that receives every write.
+    #[arg(long, value_name = "DIR")]
+    pub upper: PathBuf,
+    /// The overlay work directory (empty, same filesystem as --upper) [default: a temporary
+    /// directory beside --upper, removed afterwards].
+    #[arg(long, value_name = "DIR")]
+    pub work: Option<PathBuf>,
+    /// Where the overlay appears inside the sandbox.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/lib/juju/agents/unit-sandbox-0/charm"
+    )]
+    pub charm_path: PathBuf,
+    /// The sandbox's hostname.
+    #[arg(long, default_value = "sandbox-0")]
+    pub hostname: String,
+    /// Network: `none` (a private namespace with loopback only) or `host`.
+    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
+    pub network: NetworkArg,
+    /// Root filesystem image.
+    #[arg(long, value_enum, default_value_t = ImageArg::Host)]
+    pub image: ImageArg,
+    /// Kill the whole tree after this many seconds (fractions allowed).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Memory limit in bytes, or with a K, M or G suffix (e.g. 512M).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory: Option<u64>,
+    /// Maximum number of processes and threads.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// CPU bandwidth as a fraction of one CPU (e.g. 0.5).
+    #[arg(long, value_name = "FRACTION")]
+    pub cpu: Option<f64>,
+    /// An environment variable for the command (the environment is otherwise only PATH and
+    /// LANG=C.UTF-8; nothing is inherited).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Bind a host path read-only into the sandbox (repeatable).
+    #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
+    pub ro_bind: Vec<(PathBuf, PathBuf)>,
+    /// Bind a host path read-write into the sandbox (repeatable).
+    #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
+    pub bind: Vec<(PathBuf, PathBuf)>,
+    /// Working directory inside the sandbox [default: the charm path].
+    #[arg(long, value_name = "PATH")]
+    pub cwd: Option<PathBuf>,
+    /// Print the outcome, timing and warnings on stderr after the run.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Print the run report (outcome, timestamped output lines) as JSON instead of passing
+    /// the output through.
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `--network` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with loopback only.
+    None,
+    /// The host's network.
+    Host,
+}
+
+/// `--image` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImageArg {
+    /// The host's /usr, /bin, /sbin, /lib* and /etc, read-only.
+    Host,
+}
+
+/// Runs the command; the process exit code is the command's.
+pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
+    let temporary_work = match &args.work {
+        Some(_) => None,
+        None => Some(work_dir_beside(&args.upper)?),
+    };
+    let work = match (&args.work, &temporary_work) {
+        (Some(work), _) => work.clone(),
+        (None, Some(dir)) => dir.path().to_owned(),
+        (None, None) => unreachable!("a work dir is either given or created"),
+    };
+    let mut env = vec![
+        (
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+    ];
+    for (key, value) in args.env {
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value));
+    }
+    let mut spec = SandboxSpec::new(
+        args.lowers
+            .iter()
+            .map(|l| absolute(l))
+            .collect::<Result<_, _>>()?,
+        absolute(&args.upper)?,
+        absolute(&work)?,
+        args.charm_path.clone(),
+        args.command,
+        env,
+    );
+    if let Some(cwd) = args.cwd {
+        spec.cwd = cwd;
+    }
+    spec.hostname = args.hostname;
+    for (binds, writable) in [(args.ro_bind, false), (args.bind, true)] {
+        for (source, target) in binds {
+            spec.binds.push(BindMount {
+                source: absolute(&source)?,
+                target,
+                writable,
+            });
+        }
+    }
+    spec.network = match args.network {
+        NetworkArg::None => Network::None,
+        NetworkArg::Host => Network::Host,
+    };
+    spec.image = match args.image {
+        ImageArg::Host => Image::Host,
+    };
+    spec.limits.timeout = args
+        .timeout
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .context("--timeout must be a non-negative number of seconds")?;
+    spec.limits.memory_bytes = args.memory;
+    spec.limits.pids = args.pids;
+    spec.limits.cpu = args.cpu;
+    let options = RunOptions {
+        stream: !args.json,
+        ..RunOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let report = runtime.block_on(sandbox::run(&spec, &options));
+    if let Some(dir) = temporary_work {
+        remove_work_dir(dir);
+    }
+    let report = report?;
+    if args.json {
+        super::output::print_json(&report)?;
+    }
+    if args.verbose {
+        eprintln!("hookbox: {} ({:.1} ms)", report.reason, report.duration_ms);
+        for warning in &report.warnings {
+            eprintln!("hookbox: warning: {warning}");
+        }
+    } else if !report.outcome.success()
+        && !matches!(report.outcome, sandbox::Outcome::Exited { .. })
+    {
+        eprintln!("hookbox: {}", report.reason);
+    }
+    Ok(report.outcome.exit_code().clamp(0, 255) as u8)
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolve {}", path.display()))
+}
+
+fn work_dir_beside(upper: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let upper = absolute(upper)?;
+    let parent = upper
+        .parent()
+        .with_context(|| format!("--upper {} has no parent directory", upper.display()))?;
+    tempfile::Builder::new()
+        .prefix(".hookbox-work-")
+        .tempdir_in(parent)
+        .with_context(|| format!("create a work directory in {}", parent.display()))
+}
+
+/// Overlayfs leaves a mode-000 `work/` inside the work dir; open it up before removing.
+fn remove_work_dir(dir: tempfile::TempDir) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(entries) = std::fs::read_dir(dir.path()) {
+        for entry in entries.flatten() {
+            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    let _ = dir.close();
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, multiplier) = match text.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
+        _ => (text, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size like 536870912, 512M or 2G"))
+}
+
+fn parse_bind(text: &str) -> Result<(PathBuf, PathBuf), String> {
+    match text.split_once(':') {
+        Some((host, inside)) if !host.is_empty() && inside.starts_with('/') => {
+            Ok((PathBuf::from(host), PathBuf::from(inside)))
+        }
+        _ => Err(format!("{text:?} is not HOST:/ABSOLUTE/SANDBOX/PATH")),
+    }
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("0").is_err());
+    }
+}

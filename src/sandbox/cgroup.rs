@@ -1,0 +1,256 @@
+//! Resource limits of a run: a cgroup per run where the tree allows it (v2 with the
+//! controllers delegated to our cgroup, else v1 controllers we can write, as root), rlimits
+//! for what is left, and a clear warning for what nothing can enforce.
+//!
+//! The cgroup files are written directly: a handful of writes to well-known files, which is
+//! all this needs; the libcgroups crate would add a systemd/dbus stack for nothing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::SandboxError;
+use super::spec::Limits;
+
+const V1_ROOT: &str = "/sys/fs/cgroup";
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The cgroup hierarchy a run's limits live in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// The unified hierarchy, in a delegated subtree.
+    V2,
+    /// Per-controller v1 hierarchies.
+    V1,
+}
+
+/// How a run's limits are enforced.
+#[derive(Debug, Default)]
+pub struct LimitPlan {
+    /// The run's cgroup directories (one for v2, one per controller for v1).
+    dirs: Vec<PathBuf>,
+    /// The directory holding the memory controller's files, if any.
+    memory: Option<(PathBuf, Hierarchy)>,
+    /// The directory holding the pids controller's files, if any.
+    pids: Option<(PathBuf, Hierarchy)>,
+    /// Enforce the memory limit with `RLIMIT_AS`.
+    pub rlimit_memory: bool,
+    /// Enforce the pids limit with `RLIMIT_NPROC`.
+    pub rlimit_pids: bool,
+    /// What could not be enforced as asked, for the report and a one-time warning.
+    pub warnings: Vec<String>,
+}
+
+impl LimitPlan {
+    /// Creates the run's cgroups and writes the limits; falls back to rlimits with warnings.
+    pub fn prepare(limits: &Limits, run_id: &str) -> Result<Self, SandboxError> {
+        let mut plan = LimitPlan::default();
+        let wanted: Vec<&str> = [
+            limits.memory_bytes.map(|_| "memory"),
+            limits.pids.map(|_| "pids"),
+            limits.cpu.map(|_| "cpu"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if wanted.is_empty() {
+            return Ok(plan);
+        }
+        let mut missing = wanted.clone();
+        if let Some(base) = delegated_v2(&wanted) {
+            let dir = base.join(format!("hookbox-{run_id}"));
+            if std::fs::create_dir(&dir).is_ok() {
+                plan.dirs.push(dir.clone());
+                plan.write_v2(&dir, limits)?;
+                missing.clear();
+            }
+        }
+        for controller in missing.clone() {
+            let Some(dir) = v1_dir(controller, run_id) else {
+                continue;
+            };
+            plan.dirs.push(dir.clone());
+            plan.write_v1(controller, &dir, limits)?;
+            missing.retain(|c| *c != controller);
+        }
+        for controller in missing {
+            match controller {
+                "memory" => {
+                    plan.rlimit_memory = true;
+                    plan.warnings.push(
+                        "no writable memory cgroup: the memory limit is enforced with \
+                         RLIMIT_AS (address space per process, not resident memory)"
+                            .to_owned(),
+                    );
+                }
+                "pids" => {
+                    plan.rlimit_pids = true;
+                    plan.warnings.push(
+                        "no writable pids cgroup: the pids limit is enforced with RLIMIT_NPROC \
+                         (processes of the sandbox's root user)"
+                            .to_owned(),
+                    );
+                }
+                _ => plan.warnings.push(
+                    "no writable cpu cgroup: the cpu limit is not enforced (no rlimit \
+                     equivalent); delegate the cpu controller or run as root"
+                        .to_owned(),
+                ),
+            }
+        }
+        Ok(plan)
+    }
+
+    fn write_v2(&mut self, dir: &Path, limits: &Limits) -> Result<(), SandboxError> {
+        if let Some(bytes) = limits.memory_bytes {
+            write(dir, "memory.max", &bytes.to_string())?;
+            let _ = write(dir, "memory.swap.max", "0");
+            self.memory = Some((dir.to_owned(), Hierarchy::V2));
+        }
+        if let Some(pids) = limits.pids {
+            write(dir, "pids.max", &pids.to_string())?;
+            self.pids = Some((dir.to_owned(), Hierarchy::V2));
+        }
+        if let Some(cpu) = limits.cpu {
+            write(
+                dir,
+                "cpu.max",
+                &format!("{} {CPU_PERIOD_US}", quota_us(cpu)),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn write_v1(
+        &mut self,
+        controller: &str,
+        dir: &Path,
+        limits: &Limits,
+    ) -> Result<(), SandboxError> {
+        match (controller, limits) {
+            (
+                "memory",
+                Limits {
+                    memory_bytes: Some(bytes),
+                    ..
+                },
+            ) => {
+                write(dir, "memory.limit_in_bytes", &bytes.to_string())?;
+                // With swap accounting, memory+swap too, so the hog cannot swap out.
+                if dir.join("memory.memsw.limit_in_bytes").exists() {
+                    write(dir, "memory.memsw.limit_in_bytes", &bytes.to_string())?;
+                }
+                self.memory = Some((dir.to_owned(), Hierarchy::V1));
+            }
+            ("pids", Limits { pids: Some(n), .. }) => {
+                write(dir, "pids.max", &n.to_string())?;
+                self.pids = Some((dir.to_owned(), Hierarchy::V1));
+            }
+            ("cpu", Limits { cpu: Some(cpu), .. }) => {
+                write(dir, "cpu.cfs_period_us", &CPU_PERIOD_US.to_string())?;
+                write(dir, "cpu.cfs_quota_us", &quota_us(*cpu).to_string())?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` (and so everything it forks) into the run's cgroups.
+    pub fn join(&self, pid: u32) -> Result<(), SandboxError> {
+        for dir in &self.dirs {
+            write(dir, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel killed a process of the run for exceeding the memory limit.
+    pub fn memory_limit_hit(&self) -> bool {
+        match &self.memory {
+            Some((dir, Hierarchy::V1)) => counter(&dir.join("memory.oom_control"), "oom_kill"),
+            Some((dir, Hierarchy::V2)) => counter(&dir.join("memory.events"), "oom_kill"),
+            None => false,
+        }
+    }
+
+    /// Whether a fork of the run was refused by the pids limit.
+    pub fn pids_limit_hit(&self) -> bool {
+        match &self.pids {
+            Some((dir, _)) => counter(&dir.join("pids.events"), "max"),
+            None => false,
+        }
+    }
+
+    /// Removes the run's cgroups (they are empty once the pid namespace is gone).
+    pub async fn remove(self) {
+        for dir in &self.dirs {
+            for attempt in 0..50 {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if attempt == 49 => {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the run's cgroup");
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+                }
+            }
+        }
+    }
+}
+
+fn quota_us(cpu: f64) -> u64 {
+    ((cpu * CPU_PERIOD_US as f64) as u64).max(1000)
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<(), SandboxError> {
+    let path = dir.join(file);
+    std::fs::write(&path, value).map_err(SandboxError::host("write cgroup file", path))
+}
+
+/// `name N` in a flat-keyed cgroup file, with N > 0.
+fn counter(path: &Path, name: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|text| {
+        text.lines().any(|line| {
+            let mut fields = line.split_whitespace();
+            fields.next() == Some(name)
+                && fields
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+        })
+    })
+}
+
+/// Our own v2 cgroup when it is writable and has every wanted controller enabled for its
+/// children (systemd `Delegate=yes`, or root on a pure v2 host).
+fn delegated_v2(wanted: &[&str]) -> Option<PathBuf> {
+    let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .into_iter()
+        .map(Path::new)
+        .find(|m| m.join("cgroup.subtree_control").exists())?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let relative = own.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let base = mount.join(relative.trim_start_matches('/'));
+    let enabled = std::fs::read_to_string(base.join("cgroup.subtree_control")).ok()?;
+    let enabled: Vec<&str> = enabled.split_whitespace().collect();
+    let all = wanted.iter().all(|c| enabled.contains(c));
+    (all && rustix::fs::access(&base, rustix::fs::Access::WRITE_OK).is_ok()).then_some(base)
+}
+
+/// `/sys/fs/cgroup/<controller>/hookbox/<run-id>`, created, when that v1 hierarchy exists
+/// and is writable.
+fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
+    let hierarchy = Path::new(V1_ROOT).join(controller);
+    if !hierarchy.join("cgroup.procs").exists()
+        || rustix::fs::access(&hierarchy, rustix::fs::Access::WRITE_OK).is_err()
+    {
+        return None;
+    }
+    let parent = hierarchy.join("hookbox");
+    match std::fs::create_dir(&parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let dir = parent.join(run_id);
+    std::fs::create_dir(&dir).ok()?;
+    Some(dir)
+}

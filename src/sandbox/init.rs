@@ -1,0 +1,789 @@
+//! The sandbox helper: `hookbox __sandbox-init`, re-executed by [`super::run`], single
+//! threaded. Three stages, each a recipe read top to bottom:
+//!
+//! 1. [`helper`]: in the host pid namespace; creates the namespaces, lets the runner write
+//!    the id maps, becomes root of the user namespace, forks the init and relays its exit.
+//! 2. [`container_init`]: pid 1 of the new pid namespace; builds the root filesystem and
+//!    pivots into it, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
+//!    with the command's status (the kernel then kills whatever is left).
+//! 3. [`exec_command`]: drops privileges and execs the command.
+//!
+//! A failing step is reported to the runner as a [`HelperMessage::SetupFailed`] naming the
+//! step and its errno, over the control socket, which is close-on-exec.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Component, Path};
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid as NixPid;
+use rustix::fs::{CWD, Mode, OFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
+};
+use rustix::thread::{CapabilitySet, CapabilitySets};
+
+use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
+use super::seccomp;
+use super::spec::{IdMapping, Network, SandboxSpec};
+use crate::sys::{self, Forked};
+
+/// The lowest descriptor the control socket moves to when it leaves stdin.
+const CONTROL_FD: i32 = 3;
+
+/// Where the new root tmpfs is assembled before `pivot_root`. Every host path the sandbox
+/// needs is captured as a detached mount before this tmpfs covers the host's `/tmp`.
+const NEW_ROOT: &str = "/tmp";
+
+/// Capabilities the command keeps (in its user namespace only): Docker's default set minus
+/// `NET_RAW` and `MKNOD`. Never `SYS_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `DAC_READ_SEARCH`.
+const KEPT_CAPABILITIES: CapabilitySet = CapabilitySet::CHOWN
+    .union(CapabilitySet::DAC_OVERRIDE)
+    .union(CapabilitySet::FOWNER)
+    .union(CapabilitySet::FSETID)
+    .union(CapabilitySet::KILL)
+    .union(CapabilitySet::SETGID)
+    .union(CapabilitySet::SETUID)
+    .union(CapabilitySet::SETPCAP)
+    .union(CapabilitySet::NET_BIND_SERVICE)
+    .union(CapabilitySet::SYS_CHROOT)
+    .union(CapabilitySet::AUDIT_WRITE)
+    .union(CapabilitySet::SETFCAP);
+
+/// The host device nodes bound into the sandbox's `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The signals the helper and the init wait for synchronously.
+const HANDLED_SIGNALS: &[Signal] = &[
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// A failed step: what was being done and the errno.
+struct Failure {
+    step: String,
+    errno: i32,
+}
+
+/// Errors that carry an errno.
+trait Errno {
+    fn errno(&self) -> i32;
+}
+
+impl Errno for io::Error {
+    fn errno(&self) -> i32 {
+        self.raw_os_error().unwrap_or(libc::EIO)
+    }
+}
+
+impl Errno for rustix::io::Errno {
+    fn errno(&self) -> i32 {
+        self.raw_os_error()
+    }
+}
+
+impl Errno for nix::errno::Errno {
+    fn errno(&self) -> i32 {
+        *self as i32
+    }
+}
+
+/// Names the step a syscall result belongs to.
+trait Step<T> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, Failure>;
+}
+
+impl<T, E: Errno> Step<T> for Result<T, E> {
+    fn step(self, what: impl FnOnce() -> String) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step: what(),
+            errno: e.errno(),
+        })
+    }
+}
+
+/// Entry point of `hookbox __sandbox-init`. Never returns.
+pub fn main() -> ! {
+    let control = match take_control_socket() {
+        Ok(control) => control,
+        Err(_) => sys::exit_immediately(ExitCode::SETUP),
+    };
+    let start: Start = match protocol::receive(&control) {
+        Ok(start) => start,
+        Err(_) => sys::exit_immediately(ExitCode::SETUP),
+    };
+    match helper(&control, &start) {
+        Err(failure) => report_failure(&control, failure),
+    }
+}
+
+/// Exit codes of the helper processes themselves.
+struct ExitCode;
+
+impl ExitCode {
+    const SETUP: i32 = 5;
+}
+
+/// Sends the failure to the runner and exits with the setup exit code.
+fn report_failure(control: &UnixStream, failure: Failure) -> ! {
+    let _ = protocol::send(
+        control,
+        &HelperMessage::SetupFailed {
+            step: failure.step,
+            errno: failure.errno,
+        },
+    );
+    sys::exit_immediately(ExitCode::SETUP)
+}
+
+/// Moves the control socket from stdin to a close-on-exec descriptor and puts `/dev/null`
+/// on stdin.
+fn take_control_socket() -> io::Result<UnixStream> {
+    let control = rustix::io::fcntl_dupfd_cloexec(std::io::stdin().as_fd(), CONTROL_FD)?;
+    let null = rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?;
+    nix::unistd::dup2_stdin(&null)?;
+    Ok(UnixStream::from(control))
+}
+
+/// Stage 1: the helper, in the runner's pid namespace.
+fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallible, Failure> {
+    let spec = &start.spec;
+    // Die with the runner (prctl(2) PR_SET_PDEATHSIG), and if it already died, now.
+    die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
+    // Block the signals the helper and the init wait for with sigwait(2).
+    block_handled_signals().step(|| "block signals".into())?;
+    // New user, mount, pid, ipc, uts and (unless host networking) net namespaces.
+    nix::sched::unshare(namespace_flags(spec)).step(|| "create namespaces".into())?;
+    // The runner writes our uid/gid maps (it holds the privilege for a range) and puts us in
+    // the run's cgroups.
+    request_id_map(control).step(|| "wait for the id map".into())?;
+    // A cgroup namespace rooted at the run's cgroup.
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .step(|| "create the cgroup namespace".into())?;
+    // Become uid and gid 0 of the user namespace.
+    become_root(&spec.ids).step(|| "become root of the user namespace".into())?;
+    // Fork pid 1 of the new pid namespace.
+    match sys::fork_single_threaded().step(|| "fork the sandbox init".into())? {
+        Forked::Child => container_init(control, start),
+        Forked::Parent(init) => relay(init),
+    }
+}
+
+/// Stage 2: pid 1 of the sandbox.
+fn container_init(control: &UnixStream, start: &Start) -> ! {
+    match build_sandbox(start) {
+        Ok(()) => {}
+        Err(failure) => report_failure(control, failure),
+    }
+    let command = match sys::fork_single_threaded().step(|| "fork the command".into()) {
+        Ok(Forked::Child) => exec_command(&start.spec, start),
+        Ok(Forked::Parent(pid)) => pid,
+        Err(failure) => report_failure(control, failure),
+    };
+    // pid 1 keeps no capability and gains none (capabilities(7), prctl(2)).
+    let _ = drop_all_capabilities();
+    let status = reap_until_exit(command);
+    let _ = protocol::send(control, &HelperMessage::Finished(status));
+    sys::exit_immediately(match status {
+        HookStatus::Exited(code) => code,
+        HookStatus::Signaled(signal) => 128 + signal,
+    })
+}
+
+/// The mounts and identity of the sandbox, as pid 1, before the command is forked.
+fn build_sandbox(start: &Start) -> Result<(), Failure> {
+    let spec = &start.spec;
+    let root = Path::new(NEW_ROOT);
+    // Die with the helper.
+    die_with_parent(None).step(|| "set the parent death signal".into())?;
+    // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
+    // open /proc/1/exe and overwrite the hookbox binary (CVE-2019-5736).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .step(|| "make the init non-dumpable".into())?;
+    // Loopback up in the new network namespace.
+    if spec.network == Network::None {
+        bring_up_loopback().step(|| "bring up the loopback interface".into())?;
+    }
+    // Nothing mounted here propagates to the host (mount_namespaces(7)).
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .step(|| "make the mount tree private".into())?;
+    // The charm overlay, detached until the root exists.
+    let overlay = create_overlay(spec)?;
+    // Detached read-only copies of the image's host directories, devices and extra binds.
+    let image = capture_image(spec)?;
+    let devices = capture_devices()?;
+    let binds = capture_binds(spec)?;
+    // The new root: a tmpfs.
+    mount_tmpfs(root, "mode=0755").step(|| format!("mount the root tmpfs at {NEW_ROOT}"))?;
+    let root_dir = open_dir(root).step(|| "open the new root".into())?;
+    // The image: the host's /usr, /bin, /lib*, /etc read-only (or symlinks where the host
+    // has symlinks, as with merged /usr).
+    attach_image(&root_dir, image)?;
+    // A fresh /proc for the new pid namespace.
+    mount_proc(&root_dir, root)?;
+    // A minimal /dev: device binds, a private devpts, /dev/shm.
+    build_dev(&root_dir, root, devices)?;
+    // A private /tmp.
+    create_dirs(&root_dir, Path::new("tmp")).step(|| "create /tmp".into())?;
+    mount_tmpfs(&root.join("tmp"), "mode=1777").step(|| "mount /tmp".into())?;
+    // The charm overlay at the charm path.
+    attach(&root_dir, overlay, &spec.charm_path, true)
+        .step(|| format!("mount overlay at {}", spec.charm_path.display()))?;
+    // The extra binds (hook tools, their socket).
+    for (bind, mount) in spec.binds.iter().zip(binds) {
+        let is_dir = bind.source.is_dir();
+        attach(&root_dir, mount, &bind.target, is_dir).step(|| {
+            format!(
+                "bind {} at {}",
+                bind.source.display(),
+                bind.target.display()
+            )
+        })?;
+    }
+    // The root itself read-only.
+    rustix::mount::mount_remount(
+        root,
+        MountFlags::BIND | MountFlags::RDONLY | MountFlags::NOSUID | MountFlags::NODEV,
+        "",
+    )
+    .step(|| "make the root read-only".into())?;
+    // Switch to the new root and detach the old one (pivot_root(2), "pivot_root(".", ".")").
+    pivot_into(root).step(|| "pivot_root".into())?;
+    // The hostname (uts namespace).
+    nix::unistd::sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
+    Ok(())
+}
+
+/// Stage 3: the command, forked from pid 1.
+fn exec_command(spec: &SandboxSpec, start: &Start) -> ! {
+    match prepare_and_exec(spec, start) {
+        Err(failure) => {
+            // The command could not start: report it on its stderr and exit as a shell would
+            // (126 not executable, 127 not found), so it is a failed command, not a broken
+            // sandbox.
+            let message = format!(
+                "hookbox: {}: {}\n",
+                failure.step,
+                nix::errno::Errno::from_raw(failure.errno)
+            );
+            let _ = rustix::io::write(std::io::stderr().as_fd(), message.as_bytes());
+            sys::exit_immediately(if failure.errno == libc::ENOENT {
+                127
+            } else {
+                126
+            })
+        }
+    }
+}
+
+fn prepare_and_exec(
+    spec: &SandboxSpec,
+    start: &Start,
+) -> Result<std::convert::Infallible, Failure> {
+    // Default signal mask; a session of its own so only the init's forwarding reaches it.
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .step(|| "restore the signal mask".into())?;
+    rustix::process::setsid().step(|| "create a session".into())?;
+    // The working directory.
+    rustix::process::chdir(&spec.cwd).step(|| format!("enter {}", spec.cwd.display()))?;
+    // Resource limits (setrlimit(2)); cgroups enforce the rest.
+    set_rlimits(spec, start).step(|| "set resource limits".into())?;
+    // The command's path and arguments, resolved before the filter is installed.
+    let (path, argv, env) = command_line(spec)?;
+    // Capabilities: the bounding set and the permitted/effective/inheritable sets.
+    drop_capabilities().step(|| "drop capabilities".into())?;
+    // No privilege gain through exec (setuid binaries, file capabilities).
+    rustix::thread::set_no_new_privs(true).step(|| "set no_new_privs".into())?;
+    // The seccomp filters (seccomp(2)).
+    install_seccomp().step(|| "install the seccomp filter".into())?;
+    // Every descriptor but stdin, stdout and stderr closed.
+    sys::close_fds_from(3).step(|| "close inherited descriptors".into())?;
+    // Exec.
+    let err = nix::unistd::execve(&path, &argv, &env).unwrap_err();
+    Err(err).step(|| format!("exec {}", path.to_string_lossy()))
+}
+
+/// The namespaces to create.
+fn namespace_flags(spec: &SandboxSpec) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
+}
+
+fn die_with_parent(expected_parent: Option<i32>) -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    if let Some(expected) = expected_parent
+        && rustix::process::getppid().map(|p| p.as_raw_nonzero().get()) != Some(expected)
+    {
+        sys::exit_immediately(ExitCode::SETUP);
+    }
+    Ok(())
+}
+
+fn handled_signals() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in HANDLED_SIGNALS {
+        set.add(*signal);
+    }
+    set
+}
+
+fn block_handled_signals() -> nix::Result<()> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)
+}
+
+fn request_id_map(control: &UnixStream) -> io::Result<()> {
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    protocol::send(control, &HelperMessage::NeedIdMap { pid })?;
+    let Proceed = protocol::receive(control)?;
+    Ok(())
+}
+
+fn become_root(ids: &IdMapping) -> nix::Result<()> {
+    let root_uid = nix::unistd::Uid::from_raw(0);
+    let root_gid = nix::unistd::Gid::from_raw(0);
+    if matches!(ids, IdMapping::Range { .. }) {
+        // Drop the host's supplementary groups (allowed: the runner did not deny setgroups).
+        nix::unistd::setgroups(&[])?;
+    }
+    nix::unistd::setresgid(root_gid, root_gid, root_gid)?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid)
+}
+
+/// Waits for the init and exits as it did; forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT to it.
+fn relay(init: rustix::process::Pid) -> ! {
+    let init = NixPid::from_raw(init.as_raw_nonzero().get());
+    let signals = handled_signals();
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => sys::exit_immediately(code),
+                Ok(WaitStatus::Signaled(_, signal, _)) => {
+                    sys::exit_immediately(128 + signal as i32)
+                }
+                Ok(_) => {}
+                Err(_) => sys::exit_immediately(ExitCode::SETUP),
+            },
+            Ok(signal) => {
+                let _ = nix::sys::signal::kill(init, signal);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// pid 1's loop: reaps every child, forwards termination signals to the command's process
+/// group, and returns once the command itself has exited.
+fn reap_until_exit(command: rustix::process::Pid) -> HookStatus {
+    let command = NixPid::from_raw(command.as_raw_nonzero().get());
+    let signals = handled_signals();
+    loop {
+        match signals.wait() {
+            Ok(Signal::SIGCHLD) => loop {
+                match waitpid(NixPid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == command => {
+                        return HookStatus::Exited(code);
+                    }
+                    Ok(WaitStatus::Signaled(pid, signal, _)) if pid == command => {
+                        return HookStatus::Signaled(signal as i32);
+                    }
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            },
+            Ok(signal) => {
+                let _ = nix::sys::signal::killpg(command, signal);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn bring_up_loopback() -> io::Result<()> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    let socket = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    sys::set_interface_up(socket.as_fd(), "lo")
+}
+
+/// The overlay: `lowerdir+` once per layer (so 50+ layers never hit the page-size limit of
+/// a `lowerdir=` string), `upperdir`, `workdir`, `userxattr` (overlayfs in a user namespace),
+/// `volatile`.
+fn create_overlay(spec: &SandboxSpec) -> Result<OwnedFd, Failure> {
+    let at = || format!("mount overlay at {}", spec.charm_path.display());
+    let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
+    for lower in &spec.lowers {
+        rustix::mount::fsconfig_set_string(&fs, "lowerdir+", lower)
+            .step(|| format!("{}: lower layer {}", at(), lower.display()))?;
+    }
+    rustix::mount::fsconfig_set_string(&fs, "upperdir", &spec.upper)
+        .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?;
+    rustix::mount::fsconfig_set_string(&fs, "workdir", &spec.work)
+        .step(|| format!("{}: work dir {}", at(), spec.work.display()))?;
+    rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(at)?;
+    // No sync of the whole upper filesystem at unmount (it costs ~10 ms on ext4): a failed
+    // run's layer is discarded anyway, and the runner syncs a layer when it commits it.
+    rustix::mount::fsconfig_set_flag(&fs, "volatile").step(at)?;
+    rustix::mount::fsconfig_create(&fs).step(at)?;
+    rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )
+    .step(at)
+}
+
+/// One entry of the image: a read-only bind of a host directory, or a symlink to recreate.
+enum ImageEntry {
+    Bind(&'static str, OwnedFd),
+    Symlink(&'static str, CString),
+}
+
+fn capture_image(spec: &SandboxSpec) -> Result<Vec<ImageEntry>, Failure> {
+    let mut entries = Vec::new();
+    for &dir in spec.image.host_directories() {
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let target = rustix::fs::readlink(dir, Vec::new())
+                .step(|| format!("read the host symlink {dir}"))?;
+            entries.push(ImageEntry::Symlink(dir, target));
+        } else {
+            let mount = clone_read_only(Path::new(dir), true)
+                .step(|| format!("bind the host {dir} read-only"))?;
+            entries.push(ImageEntry::Bind(dir, mount));
+        }
+    }
+    Ok(entries)
+}
+
+fn capture_devices() -> Result<Vec<(&'static str, OwnedFd)>, Failure> {
+    DEVICES
+        .iter()
+        .map(|&name| {
+            let path = format!("/dev/{name}");
+            clone_tree(Path::new(&path))
+                .map(|fd| (name, fd))
+                .step(|| format!("bind the host {path}"))
+        })
+        .collect()
+}
+
+fn capture_binds(spec: &SandboxSpec) -> Result<Vec<OwnedFd>, Failure> {
+    spec.binds
+        .iter()
+        .map(|bind| {
+            let mount = if bind.writable {
+                clone_tree(&bind.source).map_err(io::Error::from)
+            } else {
+                clone_read_only(&bind.source, false)
+            };
+            mount.step(|| format!("bind {}", bind.source.display()))
+        })
+        .collect()
+}
+
+/// A detached recursive copy of the mount tree at `path` (open_tree(2) OPEN_TREE_CLONE).
+fn clone_tree(path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::mount::open_tree(
+        CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
+    )
+}
+
+/// [`clone_tree`], then read-only, nosuid and nodev on every mount of the copy.
+fn clone_read_only(path: &Path, nodev: bool) -> io::Result<OwnedFd> {
+    let mount = clone_tree(path)?;
+    let mut attributes = sys::mount_attr::RDONLY | sys::mount_attr::NOSUID;
+    if nodev {
+        attributes |= sys::mount_attr::NODEV;
+    }
+    sys::set_mount_attributes(mount.as_fd(), attributes, true)?;
+    Ok(mount)
+}
+
+fn attach_image(root_dir: &OwnedFd, image: Vec<ImageEntry>) -> Result<(), Failure> {
+    for entry in image {
+        match entry {
+            ImageEntry::Bind(dir, mount) => attach(root_dir, mount, Path::new(dir), true)
+                .step(|| format!("bind the host {dir} read-only"))?,
+            ImageEntry::Symlink(link, target) => {
+                rustix::fs::symlinkat(target.as_c_str(), root_dir, relative(Path::new(link)))
+                    .step(|| format!("create the symlink {link}"))?
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mount_proc(root_dir: &OwnedFd, root: &Path) -> Result<(), Failure> {
+    create_dirs(root_dir, Path::new("proc")).step(|| "create /proc".into())?;
+    rustix::mount::mount(
+        "proc",
+        root.join("proc"),
+        "proc",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        None,
+    )
+    .step(|| "mount /proc".into())
+}
+
+fn build_dev(
+    root_dir: &OwnedFd,
+    root: &Path,
+    devices: Vec<(&'static str, OwnedFd)>,
+) -> Result<(), Failure> {
+    create_dirs(root_dir, Path::new("dev")).step(|| "create /dev".into())?;
+    rustix::mount::mount(
+        "tmpfs",
+        root.join("dev"),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        Some(c"mode=0755"),
+    )
+    .step(|| "mount /dev".into())?;
+    for (name, mount) in devices {
+        let target = Path::new("/dev").join(name);
+        attach(root_dir, mount, &target, false).step(|| format!("bind {}", target.display()))?;
+    }
+    create_dirs(root_dir, Path::new("dev/pts")).step(|| "create /dev/pts".into())?;
+    rustix::mount::mount(
+        "devpts",
+        root.join("dev/pts"),
+        "devpts",
+        MountFlags::NOSUID | MountFlags::NOEXEC,
+        Some(c"newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .step(|| "mount /dev/pts".into())?;
+    create_dirs(root_dir, Path::new("dev/shm")).step(|| "create /dev/shm".into())?;
+    rustix::mount::mount(
+        "tmpfs",
+        root.join("dev/shm"),
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(c"mode=1777"),
+    )
+    .step(|| "mount /dev/shm".into())?;
+    for (link, target) in [
+        ("dev/ptmx", "pts/ptmx"),
+        ("dev/fd", "/proc/self/fd"),
+        ("dev/stdin", "/proc/self/fd/0"),
+        ("dev/stdout", "/proc/self/fd/1"),
+        ("dev/stderr", "/proc/self/fd/2"),
+    ] {
+        rustix::fs::symlinkat(target, root_dir, link).step(|| format!("create /{link}"))?;
+    }
+    Ok(())
+}
+
+fn mount_tmpfs(target: &Path, options: &str) -> io::Result<()> {
+    let options = CString::new(options).expect("static options have no NUL");
+    rustix::mount::mount(
+        "tmpfs",
+        target,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV,
+        Some(options.as_c_str()),
+    )?;
+    Ok(())
+}
+
+fn open_dir(path: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        path,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// `path` without its leading `/`, relative to the new root.
+fn relative(path: &Path) -> &Path {
+    path.strip_prefix("/").unwrap_or(path)
+}
+
+/// Creates the mount point `target` (a directory, or an empty file when `!directory`) under
+/// the new root and moves the detached `mount` onto it (move_mount(2)).
+fn attach(root_dir: &OwnedFd, mount: OwnedFd, target: &Path, directory: bool) -> io::Result<()> {
+    let target = relative(target);
+    if directory {
+        create_dirs(root_dir, target)?;
+    } else {
+        if let Some(parent) = target.parent() {
+            create_dirs(root_dir, parent)?;
+        }
+        rustix::fs::openat(
+            root_dir,
+            target,
+            OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::from_raw_mode(0o644),
+        )?;
+    }
+    rustix::mount::move_mount(
+        &mount,
+        "",
+        root_dir,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )?;
+    Ok(())
+}
+
+/// `mkdir -p` of `path` under `root_dir`, one component at a time.
+fn create_dirs(root_dir: &OwnedFd, path: &Path) -> io::Result<()> {
+    let mut current = std::path::PathBuf::new();
+    for component in relative(path).components() {
+        let Component::Normal(name) = component else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        current.push(name);
+        match rustix::fs::mkdirat(root_dir, &current, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+fn pivot_into(root: &Path) -> rustix::io::Result<()> {
+    rustix::process::chdir(root)?;
+    rustix::process::pivot_root(".", ".")?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH)?;
+    rustix::process::chdir("/")
+}
+
+fn set_rlimits(spec: &SandboxSpec, start: &Start) -> nix::Result<()> {
+    use nix::sys::resource::{Resource, setrlimit};
+    // No core dumps of hook processes into the charm dir.
+    setrlimit(Resource::RLIMIT_CORE, 0, 0)?;
+    if start.rlimit_pids
+        && let Some(pids) = spec.limits.pids
+    {
+        setrlimit(Resource::RLIMIT_NPROC, pids, pids)?;
+    }
+    if start.rlimit_memory
+        && let Some(bytes) = spec.limits.memory_bytes
+    {
+        setrlimit(Resource::RLIMIT_AS, bytes, bytes)?;
+    }
+    Ok(())
+}
+
+/// The executable, argv and envp of the command. A bare name is looked up in the spec's
+/// `PATH` (not the helper's).
+fn command_line(spec: &SandboxSpec) -> Result<(CString, Vec<CString>, Vec<CString>), Failure> {
+    let to_cstring = |s: &[u8]| {
+        CString::new(s).map_err(|_| Failure {
+            step: format!("argument {:?} contains NUL", String::from_utf8_lossy(s)),
+            errno: libc::EINVAL,
+        })
+    };
+    let argv = spec
+        .argv
+        .iter()
+        .map(|a| to_cstring(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| to_cstring(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let program = &spec.argv[0];
+    let path = if program.contains('/') {
+        to_cstring(program.as_bytes())?
+    } else {
+        let search = spec
+            .env_var("PATH")
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let found = search.split(':').filter(|d| !d.is_empty()).find_map(|dir| {
+            let candidate = Path::new(dir).join(program);
+            rustix::fs::access(&candidate, rustix::fs::Access::EXEC_OK)
+                .ok()
+                .filter(|_| candidate.is_file())
+                .map(|_| candidate)
+        });
+        match found {
+            Some(path) => to_cstring(path.as_os_str().as_bytes())?,
+            None => {
+                return Err(Failure {
+                    step: format!("{program}: not found in PATH"),
+                    errno: libc::ENOENT,
+                });
+            }
+        }
+    };
+    Ok((path, argv, env))
+}
+
+fn drop_capabilities() -> rustix::io::Result<()> {
+    for bit in 0..64u32 {
+        let capability = CapabilitySet::from_bits_retain(1u64 << bit);
+        if KEPT_CAPABILITIES.contains(capability) {
+            continue;
+        }
+        match rustix::thread::remove_capability_from_bounding_set(capability) {
+            Ok(()) => {}
+            // Past the kernel's last capability.
+            Err(rustix::io::Errno::INVAL) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    rustix::thread::clear_ambient_capability_set()?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: KEPT_CAPABILITIES,
+            permitted: KEPT_CAPABILITIES,
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+}
+
+fn drop_all_capabilities() -> rustix::io::Result<()> {
+    rustix::thread::set_no_new_privs(true)?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: CapabilitySet::empty(),
+            permitted: CapabilitySet::empty(),
+            inheritable: CapabilitySet::empty(),
+        },
+    )
+}
+
+fn install_seccomp() -> io::Result<()> {
+    let filters = seccomp::filters().map_err(io::Error::other)?;
+    for filter in &filters {
+        seccompiler::apply_filter(filter).map_err(|e| match e {
+            seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+            other => io::Error::other(other),
+        })?;
+    }
+    Ok(())
+}

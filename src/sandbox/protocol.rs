@@ -1,0 +1,96 @@
+//! The messages between the runner and the sandbox helper, over the control socket that is
+//! the helper's stdin. Each frame is a little-endian `u32` length and that many bytes of JSON.
+//!
+//! runner → helper: [`Start`], then [`Proceed`] once the id maps are written.
+//! helper → runner: [`HelperMessage::NeedIdMap`], then either
+//! [`HelperMessage::SetupFailed`] or [`HelperMessage::Finished`]. The socket is close-on-exec
+//! in the command, so a command that execs cleanly never sees it.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::spec::SandboxSpec;
+
+/// Frames larger than this are refused (a spec is a few kilobytes).
+pub const MAX_FRAME: usize = 16 << 20;
+
+/// The first frame: what to build.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Start {
+    /// The sandbox.
+    pub spec: SandboxSpec,
+    /// The runner's pid, to detect a runner that died before `PR_SET_PDEATHSIG` took hold.
+    pub runner_pid: i32,
+    /// Enforce the memory limit with `RLIMIT_AS` (no memory cgroup).
+    pub rlimit_memory: bool,
+    /// Enforce the pids limit with `RLIMIT_NPROC` (no pids cgroup).
+    pub rlimit_pids: bool,
+}
+
+/// The runner's go-ahead after writing the id maps and joining the cgroups.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Proceed;
+
+/// What the helper reports.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum HelperMessage {
+    /// The namespaces exist; the runner must write the id maps of this pid.
+    NeedIdMap {
+        /// The helper's pid (as the runner sees it).
+        pid: i32,
+    },
+    /// A setup step failed.
+    SetupFailed {
+        /// What was being done.
+        step: String,
+        /// The errno.
+        errno: i32,
+    },
+    /// The command ended.
+    Finished(HookStatus),
+}
+
+/// How the sandboxed command ended, as its init saw it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum HookStatus {
+    /// Exit code.
+    Exited(i32),
+    /// Killing signal.
+    Signaled(i32),
+}
+
+/// Encodes one frame.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let body = serde_json::to_vec(value).expect("protocol messages always serialise");
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decodes a frame body.
+pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> io::Result<T> {
+    serde_json::from_slice(body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Writes one frame with blocking I/O (helper side).
+pub fn send<T: Serialize>(mut out: impl Write, value: &T) -> io::Result<()> {
+    out.write_all(&encode(value))
+}
+
+/// Reads one frame with blocking I/O (helper side).
+pub fn receive<T: for<'de> Deserialize<'de>>(mut input: impl Read) -> io::Result<T> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body)?;
+    decode(&body)
+}

@@ -1,0 +1,411 @@
+//! The runner side of a sandbox: spawns the helper (`/proc/self/exe __sandbox-init`; the
+//! async process itself never forks), writes its id maps, puts it in the run's cgroups,
+//! captures the output, enforces the timeout and turns the end into a [`RunReport`].
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::cgroup::LimitPlan;
+use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
+use super::spec::{IdMapping, IdRange, SandboxSpec};
+use super::{INIT_ARG, LimitKind, Outcome, SandboxError};
+
+/// How [`run`] supervises a sandbox.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The executable re-executed as the helper; `/proc/self/exe` (hookbox itself) by default.
+    pub helper: PathBuf,
+    /// Copy the command's stdout and stderr to ours as they arrive.
+    pub stream: bool,
+    /// Bytes of each stream kept in the report; the rest is counted and dropped.
+    pub output_limit: usize,
+    /// Names the run's cgroups; a fresh id when `None`.
+    pub run_id: Option<String>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            helper: PathBuf::from("/proc/self/exe"),
+            stream: false,
+            output_limit: 1 << 20,
+            run_id: None,
+        }
+    }
+}
+
+/// One captured output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of output, stamped with when it arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputLine {
+    /// Milliseconds since the run started.
+    pub at_ms: f64,
+    /// The line, without its newline (invalid UTF-8 replaced).
+    pub text: String,
+}
+
+/// What happened in one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// How the command ended.
+    pub outcome: Outcome,
+    /// `outcome` as a sentence ("timed out after 5s").
+    pub reason: String,
+    /// Wall time from spawning the helper to its exit.
+    pub duration_ms: f64,
+    /// Standard output lines.
+    pub stdout: Vec<OutputLine>,
+    /// Standard error lines.
+    pub stderr: Vec<OutputLine>,
+    /// Bytes of output dropped beyond [`RunOptions::output_limit`].
+    pub dropped_bytes: u64,
+    /// Limits that could not be enforced as asked.
+    pub warnings: Vec<String>,
+}
+
+/// Runs `spec` to completion. A command that fails, is killed, times out or hits a limit is
+/// an [`Outcome`]; an `Err` means the sandbox itself could not be set up or supervised.
+pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, SandboxError> {
+    spec.validate()
+        .map_err(|reason| SandboxError::InvalidSpec { reason })?;
+    prepare_upper(spec)?;
+    let run_id = opts.run_id.clone().unwrap_or_else(fresh_run_id);
+    let plan = LimitPlan::prepare(&spec.limits, &run_id)?;
+    for warning in &plan.warnings {
+        warn_once(warning);
+    }
+    let result = supervise(spec, opts, &plan).await;
+    let report = result.map(|(outcome, duration, output)| {
+        let outcome = attribute_to_limit(outcome, &plan);
+        RunReport {
+            reason: outcome.to_string(),
+            outcome,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            stdout: output.stdout,
+            stderr: output.stderr,
+            dropped_bytes: output.dropped,
+            warnings: plan.warnings.clone(),
+        }
+    });
+    plan.remove().await;
+    clear_volatile_marker(spec);
+    report
+}
+
+/// overlayfs refuses a work dir holding `work/incompat/volatile/dirty` (left by a `volatile` mount
+/// so that a crash is noticed); after a clean run it is ours to remove.
+fn clear_volatile_marker(spec: &SandboxSpec) {
+    use std::os::unix::fs::PermissionsExt;
+    let inner = spec.work.join("work");
+    if std::fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
+        let incompat = inner.join("incompat");
+        for dir in [&inner, &incompat, &incompat.join("volatile")] {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let _ = std::fs::remove_dir_all(incompat);
+    }
+}
+
+/// A failed command that the kernel's limit accounting explains is reported as that limit.
+fn attribute_to_limit(outcome: Outcome, plan: &LimitPlan) -> Outcome {
+    if outcome.success() || matches!(outcome, Outcome::TimedOut { .. }) {
+        return outcome;
+    }
+    if plan.memory_limit_hit() {
+        Outcome::KilledByLimit {
+            limit: LimitKind::Memory,
+        }
+    } else if plan.pids_limit_hit() {
+        Outcome::KilledByLimit {
+            limit: LimitKind::Pids,
+        }
+    } else {
+        outcome
+    }
+}
+
+#[derive(Default)]
+struct Captured {
+    stdout: Vec<OutputLine>,
+    stderr: Vec<OutputLine>,
+    dropped: u64,
+}
+
+async fn supervise(
+    spec: &SandboxSpec,
+    opts: &RunOptions,
+    plan: &LimitPlan,
+) -> Result<(Outcome, Duration, Captured), SandboxError> {
+    let protocol_error = |what| move |source| SandboxError::Protocol { what, source };
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(protocol_error("create the socket"))?;
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new(&opts.helper);
+    command
+        .arg(INIT_ARG)
+        .env_clear()
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
+        helper: opts.helper.clone(),
+        source,
+    })?;
+    // Our copy of the helper's end must close, or we would never see it hang up.
+    drop(command);
+    let pid = child.id().expect("a just-spawned child has a pid");
+    ours.set_nonblocking(true)
+        .map_err(protocol_error("configure the socket"))?;
+    let mut control =
+        tokio::net::UnixStream::from_std(ours).map_err(protocol_error("register the socket"))?;
+
+    let stdout = tokio::spawn(capture(
+        child.stdout.take().expect("stdout is piped"),
+        Stream::Stdout,
+        opts.stream,
+        opts.output_limit,
+        started,
+    ));
+    let stderr = tokio::spawn(capture(
+        child.stderr.take().expect("stderr is piped"),
+        Stream::Stderr,
+        opts.stream,
+        opts.output_limit,
+        started,
+    ));
+
+    let start = Start {
+        spec: spec.clone(),
+        runner_pid: std::process::id() as i32,
+        rlimit_memory: plan.rlimit_memory,
+        rlimit_pids: plan.rlimit_pids,
+    };
+    let handshake = async {
+        send(&mut control, &start)
+            .await
+            .map_err(protocol_error("send the spec"))?;
+        match receive(&mut control).await {
+            Ok(HelperMessage::NeedIdMap { .. }) => {}
+            Ok(HelperMessage::SetupFailed { step, errno }) => {
+                return Err(setup_failed(step, errno));
+            }
+            Ok(HelperMessage::Finished(_)) | Err(_) => {
+                return Err(SandboxError::HelperDied {
+                    status: "before it created the namespaces".to_owned(),
+                });
+            }
+        }
+        write_id_maps(pid, &spec.ids)?;
+        plan.join(pid)?;
+        send(&mut control, &Proceed)
+            .await
+            .map_err(protocol_error("send the go-ahead"))
+    };
+    if let Err(error) = handshake.await {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(error);
+    }
+
+    let reports = tokio::spawn(async move {
+        let mut last = None;
+        while let Ok(message) = receive(&mut control).await {
+            last = Some(message);
+        }
+        last
+    });
+
+    let mut timed_out = None;
+    let status = match spec.limits.timeout {
+        Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                timed_out = Some(limit);
+                // The helper's death takes the init (PR_SET_PDEATHSIG) and with it the whole
+                // pid namespace.
+                let _ = child.start_kill();
+                child.wait().await
+            }
+        },
+        None => child.wait().await,
+    }
+    .map_err(protocol_error("wait for the helper"))?;
+    let duration = started.elapsed();
+
+    let last = reports.await.ok().flatten();
+    let mut captured = Captured::default();
+    for (task, stream) in [(stdout, Stream::Stdout), (stderr, Stream::Stderr)] {
+        if let Ok((lines, dropped)) = task.await {
+            captured.dropped += dropped;
+            match stream {
+                Stream::Stdout => captured.stdout = lines,
+                Stream::Stderr => captured.stderr = lines,
+            }
+        }
+    }
+
+    if let Some(after) = timed_out {
+        return Ok((Outcome::TimedOut { after }, duration, captured));
+    }
+    let outcome = match last {
+        Some(HelperMessage::Finished(HookStatus::Exited(code))) => Outcome::Exited { code },
+        Some(HelperMessage::Finished(HookStatus::Signaled(signal))) => Outcome::Signaled { signal },
+        Some(HelperMessage::SetupFailed { step, errno }) => return Err(setup_failed(step, errno)),
+        _ if plan.memory_limit_hit() => Outcome::KilledByLimit {
+            limit: LimitKind::Memory,
+        },
+        _ => {
+            return Err(SandboxError::HelperDied {
+                status: status.to_string(),
+            });
+        }
+    };
+    Ok((outcome, duration, captured))
+}
+
+fn setup_failed(step: String, errno: i32) -> SandboxError {
+    SandboxError::Setup {
+        step,
+        source: nix::errno::Errno::from_raw(errno),
+    }
+}
+
+async fn send<T: Serialize>(out: &mut (impl AsyncWrite + Unpin), value: &T) -> std::io::Result<()> {
+    out.write_all(&protocol::encode(value)).await
+}
+
+async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<HelperMessage> {
+    let len = input.read_u32_le().await? as usize;
+    if len > protocol::MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    input.read_exact(&mut body).await?;
+    protocol::decode(&body)
+}
+
+/// Reads one stream to its end: stamps lines, keeps at most `limit` bytes, and copies the
+/// bytes to our own stream when `live`.
+async fn capture(
+    mut pipe: impl AsyncRead + Unpin,
+    stream: Stream,
+    live: bool,
+    limit: usize,
+    started: Instant,
+) -> (Vec<OutputLine>, u64) {
+    let mut lines = Vec::new();
+    let mut pending = Vec::new();
+    let mut kept = 0usize;
+    let mut dropped = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut push = |bytes: &[u8], at: Instant, lines: &mut Vec<OutputLine>| {
+        if kept + bytes.len() > limit {
+            dropped += bytes.len() as u64 + 1;
+            return;
+        }
+        kept += bytes.len() + 1;
+        lines.push(OutputLine {
+            at_ms: at.duration_since(started).as_secs_f64() * 1000.0,
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        });
+    };
+    loop {
+        let n = match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = Instant::now();
+        if live {
+            // Small blocking writes to our own stdio; a terminal or pipe takes them at once.
+            use std::io::Write;
+            let _ = match stream {
+                Stream::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&buf[..n]).and_then(|()| out.flush())
+                }
+                Stream::Stderr => std::io::stderr().lock().write_all(&buf[..n]),
+            };
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            push(&line[..line.len() - 1], now, &mut lines);
+        }
+    }
+    if !pending.is_empty() {
+        push(&pending, Instant::now(), &mut lines);
+    }
+    (lines, dropped)
+}
+
+/// As root, the upper and work dirs belong to the id range's root so the hook (uid 0 inside)
+/// can write them; rootless, they already belong to the caller, who is root inside.
+fn prepare_upper(spec: &SandboxSpec) -> Result<(), SandboxError> {
+    let IdMapping::Range { .. } = spec.ids else {
+        return Ok(());
+    };
+    let (uid, gid) = spec.ids.host_root();
+    for dir in [&spec.upper, &spec.work] {
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
+            .map_err(SandboxError::host("give the id range's root", dir))?;
+    }
+    Ok(())
+}
+
+/// Writes `/proc/<pid>/{setgroups,uid_map,gid_map}` for the helper (user_namespaces(7)).
+fn write_id_maps(pid: u32, ids: &IdMapping) -> Result<(), SandboxError> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let lines = |ranges: Vec<IdRange>| {
+        ranges
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+            .collect::<String>()
+    };
+    if let IdMapping::Rootless { .. } = ids {
+        // An unprivileged map requires setgroups to be denied first.
+        let path = proc.join("setgroups");
+        std::fs::write(&path, "deny").map_err(SandboxError::host("write", path))?;
+    }
+    let path = proc.join("uid_map");
+    std::fs::write(&path, lines(ids.uid_ranges())).map_err(SandboxError::host("write", path))?;
+    let path = proc.join("gid_map");
+    std::fs::write(&path, lines(ids.gid_ranges())).map_err(SandboxError::host("write", path))?;
+    Ok(())
+}
+
+fn fresh_run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{}-{:x}", std::process::id(), nanos)
+}
+
+/// Logs each distinct limit warning once per process.
+fn warn_once(message: &str) {
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.iter().any(|m| m == message) {
+        tracing::warn!("{message}");
+        seen.push(message.to_owned());
+    }
+}

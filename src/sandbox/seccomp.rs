@@ -1,0 +1,128 @@
+//! The seccomp filter every sandboxed command runs under: a deny list of what a hook never
+//! needs (module loading, kexec, bpf, perf, userfaultfd, handle-based opens, keyrings,
+//! ptrace, reboot, swap, every mount syscall, new namespaces), answered with EPERM.
+//! Everything else is allowed: hooks run arbitrary distro tools.
+//!
+//! Compiling it with seccompiler takes microseconds (it is a small jump table, not
+//! libseccomp's optimiser), so the helper builds it on each run.
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Syscalls refused outright.
+const DENIED: &[i64] = &[
+    // Loading code into the kernel (init_module(2), kexec_load(2)).
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+    libc::SYS_kexec_load,
+    libc::SYS_kexec_file_load,
+    libc::SYS_bpf,
+    // Kernel attack surface a hook has no use for (perf_event_open(2), userfaultfd(2)).
+    libc::SYS_perf_event_open,
+    libc::SYS_userfaultfd,
+    // open_by_handle_at(2) escapes a bind mount (the "shocker" exploit).
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    // Kernel keyrings are not namespaced (keyctl(2)).
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    // Tracing other processes (ptrace(2), process_vm_*).
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    // Machine state.
+    libc::SYS_reboot,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_acct,
+    libc::SYS_syslog,
+    // Changing the mount tree (mount(2), the new mount API, pivot_root(2)).
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_mount_setattr,
+    libc::SYS_pivot_root,
+    // Joining other namespaces (setns(2)).
+    libc::SYS_setns,
+];
+
+/// Syscalls refused when their first argument (the flags) asks for a new namespace.
+const NAMESPACE_FLAGGED: &[i64] = &[libc::SYS_unshare, libc::SYS_clone];
+
+/// The namespace flags of clone(2) and unshare(2).
+const NAMESPACE_FLAGS: &[i32] = &[
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWCGROUP,
+    libc::CLONE_NEWTIME,
+];
+
+#[cfg(target_arch = "x86_64")]
+const ARCH: TargetArch = TargetArch::x86_64;
+#[cfg(target_arch = "aarch64")]
+const ARCH: TargetArch = TargetArch::aarch64;
+#[cfg(target_arch = "riscv64")]
+const ARCH: TargetArch = TargetArch::riscv64;
+
+/// The two filters to install, in order: the deny list (EPERM), then clone3 → ENOSYS.
+/// clone3(2) passes its flags in memory that seccomp cannot inspect, so it is refused with
+/// ENOSYS, which makes glibc fall back to clone(2), where the flags are checked.
+pub fn filters() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
+    for &nr in NAMESPACE_FLAGGED {
+        let per_flag = NAMESPACE_FLAGS
+            .iter()
+            .map(|&flag| {
+                let flag = flag as u32 as u64;
+                let cond = SeccompCondition::new(
+                    0,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::MaskedEq(flag),
+                    flag,
+                )?;
+                SeccompRule::new(vec![cond])
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.insert(nr, per_flag);
+    }
+    let deny = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        ARCH,
+    )?;
+    let clone3 = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        ARCH,
+    )?;
+    Ok([deny.try_into()?, clone3.try_into()?])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn filters_compile_quickly() {
+        let start = std::time::Instant::now();
+        let [deny, clone3] = super::filters().unwrap();
+        assert!(deny.len() > 40 && !clone3.is_empty());
+        assert!(start.elapsed() < std::time::Duration::from_millis(5));
+    }
+}

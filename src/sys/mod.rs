@@ -1,0 +1,145 @@
+//! The only unsafe code in hookbox: thin wrappers over the few syscalls that nix and rustix
+//! expose as `unsafe` or not at all. Each wrapper states the invariant it relies on.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// The result of [`fork`], seen from each side.
+#[derive(Debug, Clone, Copy)]
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(rustix::process::Pid),
+    /// In the child.
+    Child,
+}
+
+/// `fork(2)`. Only for the sandbox helper, which is single-threaded: it is the freshly
+/// executed `__sandbox-init` process, which never starts a thread (no tokio, no logging
+/// thread), so the child cannot inherit a lock held by another thread.
+pub fn fork_single_threaded() -> io::Result<Forked> {
+    debug_assert_eq!(thread_count(), Some(1), "fork in a multi-threaded process");
+    // SAFETY: the caller is the single-threaded sandbox helper (asserted above in debug
+    // builds), so after fork the child's memory holds no lock or allocator state owned by a
+    // thread that does not exist in the child.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(
+            rustix::process::Pid::from_raw(child.as_raw()).expect("fork returns a positive pid"),
+        )),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// The number of threads of this process, from `/proc/self/status`.
+pub fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// `_exit(2)`: ends the process at once, without running atexit handlers or flushing stdio
+/// buffers that a forked child shares with its parent.
+pub fn exit_immediately(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it never returns and touches no Rust-owned state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Closes every file descriptor from `first` upwards (`close_range(2)`).
+///
+/// Only called right before `execve` in the sandboxed command, where nothing in the process
+/// owns those descriptors any more: Rust objects that wrap them are never used again.
+pub fn close_fds_from(first: u32) -> io::Result<()> {
+    // SAFETY: closing descriptors cannot violate memory safety; the invariant the caller keeps
+    // is that no live `OwnedFd` above `first` is used afterwards (the next call is execve).
+    let rc = unsafe { libc::close_range(first, u32::MAX, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets `IFF_UP` on the interface `name` (e.g. `lo`) through `SIOCSIFFLAGS` on `socket`.
+pub fn set_interface_up(socket: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let mut request: libc::ifreq = zeroed_ifreq();
+    let bytes = name.as_bytes();
+    if bytes.len() >= request.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (dst, src) in request.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: `request` is a fully initialised `ifreq` living for the whole call, and
+    // SIOCGIFFLAGS writes only its `ifru_flags` member.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: SIOCGIFFLAGS just initialised the `ifru_flags` member of the union.
+    let flags = unsafe { request.ifr_ifru.ifru_flags };
+    request.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: as above; SIOCSIFFLAGS only reads the request.
+    if unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn zeroed_ifreq() -> libc::ifreq {
+    // SAFETY: `ifreq` is a plain C struct of byte arrays and integer unions, for which the
+    // all-zero bit pattern is a valid value (an empty name and zero flags).
+    unsafe { std::mem::zeroed() }
+}
+
+/// `MOUNT_ATTR_*` bits for [`set_mount_attributes`] (linux/mount.h).
+pub mod mount_attr {
+    /// Read-only.
+    pub const RDONLY: u64 = 0x0000_0001;
+    /// Ignore set-user-id and set-group-id bits.
+    pub const NOSUID: u64 = 0x0000_0002;
+    /// No device files.
+    pub const NODEV: u64 = 0x0000_0004;
+    /// No execution.
+    pub const NOEXEC: u64 = 0x0000_0008;
+}
+
+/// The kernel's `struct mount_attr` (linux/mount.h), version 0 (32 bytes).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// `mount_setattr(2)` on the mount `fd` refers to (an `open_tree` or `fsmount` result), with
+/// `AT_RECURSIVE` when `recursive`: sets the `MOUNT_ATTR_*` bits in `set`.
+pub fn set_mount_attributes(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a NUL-terminated empty string and `attr` a live, initialised
+    // `struct mount_attr` whose size is passed alongside; the kernel only reads both.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -1,0 +1,445 @@
+//! `hookbox sandbox-run` through the real binary: the overlay, the namespaces, the identity,
+//! the environment, setup failures, timeouts and teardown. Every test runs as root and, when
+//! the tests run as root, again as uid 65534 (rootless).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, TestEnv};
+
+/// The identities a sandbox test runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The test's own user (root on CI).
+    Caller,
+    /// uid 65534 through setpriv (rootless).
+    Nobody,
+}
+
+/// The identities available here.
+pub fn identities() -> Vec<Identity> {
+    if util::is_root() {
+        vec![Identity::Caller, Identity::Nobody]
+    } else {
+        vec![Identity::Caller]
+    }
+}
+
+/// A test's sandbox: one lower layer with a few files, an empty upper dir.
+pub struct Fixture {
+    pub env: TestEnv,
+    pub lower: PathBuf,
+    pub upper: PathBuf,
+    pub identity: Identity,
+}
+
+impl Fixture {
+    pub fn new(identity: Identity) -> Self {
+        let env = TestEnv::new();
+        let lower = env.path().join("lower");
+        let upper = env.path().join("upper");
+        std::fs::create_dir_all(lower.join("hooks")).unwrap();
+        std::fs::create_dir(&upper).unwrap();
+        std::fs::write(lower.join("metadata.yaml"), "name: test\n").unwrap();
+        std::fs::write(lower.join("hooks/install"), "#!/bin/sh\necho installed\n").unwrap();
+        std::fs::set_permissions(
+            lower.join("hooks/install"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", lower.join("passwd-link")).unwrap();
+        let fixture = Self {
+            env,
+            lower,
+            upper,
+            identity,
+        };
+        match identity {
+            Identity::Nobody => {
+                fixture.give_to_nobody(&fixture.lower);
+                fixture.give_to_nobody(&fixture.upper);
+            }
+            // As root, hook root is the id range's first id; lower files owned by host root
+            // would be read-only to the hook (not mapped). Until lowers are idmapped mounts,
+            // a root-mode store must own its layers as the range's root, as done here.
+            Identity::Caller if util::is_root() => {
+                let (uid, gid) = hookbox::sandbox::IdMapping::for_current_user().host_root();
+                let status = std::process::Command::new("chown")
+                    .args(["-R", "-h", &format!("{uid}:{gid}")])
+                    .arg(&fixture.lower)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+            Identity::Caller => {}
+        }
+        fixture
+    }
+
+    /// Makes `path` (recursively) belong to uid/gid 65534, for the rootless runs.
+    pub fn give_to_nobody(&self, path: &Path) {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "-h", "65534:65534"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// `hookbox sandbox-run --lower L --upper U [flags] -- CMD...` as this fixture's identity.
+    pub fn run(&self, flags: &[&str], command: &[&str]) -> assert_cmd::Command {
+        self.run_layers(&[self.lower.as_path()], flags, command)
+    }
+
+    pub fn run_layers(
+        &self,
+        lowers: &[&Path],
+        flags: &[&str],
+        command: &[&str],
+    ) -> assert_cmd::Command {
+        let mut cmd = match self.identity {
+            Identity::Caller => self.env.hookbox(),
+            Identity::Nobody => self.env.hookbox_as_nobody(),
+        };
+        cmd.arg("sandbox-run");
+        for lower in lowers {
+            cmd.arg("--lower").arg(lower);
+        }
+        cmd.arg("--upper").arg(&self.upper);
+        cmd.args(flags).arg("--").args(command);
+        cmd.timeout(Duration::from_secs(60));
+        cmd
+    }
+
+    /// Runs `sh -c SCRIPT` and returns (exit code, stdout, stderr).
+    pub fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
+        let output = self
+            .run(flags, &["/bin/sh", "-c", script])
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+/// Every test's body runs once per identity, after the probe.
+pub fn for_each_identity(test: impl Fn(Identity)) {
+    if !util::sandbox_available() {
+        return;
+    }
+    for identity in identities() {
+        test(identity);
+    }
+}
+
+/// The command lines of every host process, to look for a marker.
+pub fn host_processes_matching(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(marker) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn writes_land_in_the_upper_dir_and_lowers_are_untouched() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, out, err) = f.sh(
+            &[],
+            "cat metadata.yaml && echo new > created && echo changed >> metadata.yaml \
+             && rm hooks/install && mkdir d && echo ok",
+        );
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        assert_eq!(out, "name: test\nok\n");
+        assert_eq!(
+            std::fs::read_to_string(f.lower.join("metadata.yaml")).unwrap(),
+            "name: test\n"
+        );
+        assert!(f.lower.join("hooks/install").exists());
+        assert!(!f.lower.join("created").exists());
+        assert_eq!(
+            std::fs::read_to_string(f.upper.join("created")).unwrap(),
+            "new\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(f.upper.join("metadata.yaml")).unwrap(),
+            "name: test\nchanged\n"
+        );
+        // A deleted lower file becomes a whiteout: a 0/0 character device.
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let whiteout = std::fs::symlink_metadata(f.upper.join("hooks/install")).unwrap();
+        assert!(whiteout.file_type().is_char_device(), "{identity:?}");
+        assert_eq!(whiteout.rdev(), 0);
+        assert!(f.upper.join("d").is_dir());
+    });
+}
+
+#[test]
+fn fifty_layers_stack_top_first() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let mut layers = Vec::new();
+        for i in 0..50 {
+            let layer = f.env.path().join(format!("layer-{i:02}"));
+            std::fs::create_dir(&layer).unwrap();
+            std::fs::write(layer.join(format!("only-{i}")), format!("{i}\n")).unwrap();
+            std::fs::write(layer.join("shared"), format!("{i}\n")).unwrap();
+            if identity == Identity::Nobody {
+                f.give_to_nobody(&layer);
+            }
+            layers.push(layer);
+        }
+        let lowers: Vec<&Path> = layers.iter().map(PathBuf::as_path).collect();
+        let output = f
+            .run_layers(
+                &lowers,
+                &[],
+                &["/bin/sh", "-c", "cat shared only-0 only-49; ls | wc -l"],
+            )
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{identity:?}: {output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "0\n0\n49\n51\n");
+    });
+}
+
+#[test]
+fn namespaces_are_separate() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let marker = format!("sleep 300.{}", std::process::id());
+        let mut host_child = std::process::Command::new("sh")
+            .args(["-c", &format!("exec {marker}")])
+            .spawn()
+            .unwrap();
+        // A pattern that does not match the script's own command line.
+        let pattern = format!("sleep 30[0].{}", std::process::id());
+        let script = format!(
+            "hostname; echo $$; readlink /proc/1/exe 2>/dev/null || echo init-hidden; \
+             cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c '{pattern}'; \
+             ls /proc | grep -c '^[0-9]'"
+        );
+        let (code, out, err) = f.sh(&["--hostname", "unit-7"], &script);
+        host_child.kill().unwrap();
+        host_child.wait().unwrap();
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "unit-7");
+        // The shell is pid 2: pid 1 is the sandbox's init.
+        assert_eq!(lines[1], "2");
+        // The init is non-dumpable: its /proc entries are not readable.
+        assert_eq!(lines[2], "init-hidden");
+        assert_eq!(lines[3], "0", "a host process is visible");
+        let visible: u32 = lines[4].parse().unwrap();
+        assert!(visible <= 6, "{visible} processes visible");
+        assert_ne!(
+            nix::unistd::gethostname().unwrap().to_string_lossy(),
+            "unit-7"
+        );
+    });
+}
+
+#[test]
+fn no_network_with_network_none() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let script = format!("exec 3<>/dev/tcp/127.0.0.1/{port} && echo connected");
+        let bash = |flags: &[&str]| {
+            f.run(flags, &["/bin/bash", "-c", &script])
+                .output()
+                .unwrap()
+        };
+        let isolated = bash(&["--network", "none"]);
+        assert!(!isolated.status.success(), "{identity:?}: {isolated:?}");
+        assert!(!String::from_utf8_lossy(&isolated.stdout).contains("connected"));
+        // The same attempt with the host's network does connect: the test is real.
+        let shared = bash(&["--network", "host"]);
+        assert!(shared.status.success(), "{identity:?}: {shared:?}");
+        // Loopback inside the private namespace is up.
+        let loopback = "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); \
+                        socket.create_connection(s.getsockname()); print('ok')";
+        let output = f
+            .run(&[], &["/usr/bin/python3", "-c", loopback])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "ok\n",
+            "{output:?}"
+        );
+    });
+}
+
+#[test]
+fn identity_is_root_inside_and_never_host_root() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, out, err) = f.sh(
+            &[],
+            "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map",
+        );
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(&lines[..2], &["0", "0"]);
+        for map in &lines[2..] {
+            let fields: Vec<u64> = map.split_whitespace().map(|n| n.parse().unwrap()).collect();
+            assert_eq!(fields[0], 0, "{map}");
+            assert_ne!(fields[1], 0, "hook root is host root: {map}");
+            if identity == Identity::Nobody {
+                assert_eq!(fields[1..], [65534, 1], "{map}");
+            }
+        }
+    });
+}
+
+#[test]
+fn environment_is_exactly_the_spec() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let output = f
+            .run(&["--env", "JUJU_UNIT_NAME=app/0"], &["/usr/bin/env"])
+            .env("LEAKED_FROM_HOST", "1")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
+             LANG=C.UTF-8\nJUJU_UNIT_NAME=app/0\n"
+        );
+        let (_, out, _) = f.sh(&[], "pwd");
+        assert_eq!(out, "/var/lib/juju/agents/unit-sandbox-0/charm\n");
+    });
+}
+
+#[test]
+fn exit_code_and_output_pass_through() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, out, err) = f.sh(&[], "echo out; echo err >&2; exit 7");
+        assert_eq!((code, out.as_str(), err.as_str()), (7, "out\n", "err\n"));
+        let output = f
+            .run(
+                &["--json"],
+                &["/bin/sh", "-c", "echo one; echo two; exit 3"],
+            )
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(3));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["outcome"]["kind"], "exited");
+        assert_eq!(report["outcome"]["code"], 3);
+        assert_eq!(report["stdout"][1]["text"], "two");
+        assert!(report["stdout"][0]["at_ms"].as_f64().unwrap() > 0.0);
+    });
+}
+
+#[test]
+fn setup_failure_exits_5_naming_the_step() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let missing = f.env.path().join("no-such-layer");
+        let output = f
+            .run_layers(&[missing.as_path()], &[], &["/bin/true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(5), "{output:?}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            err.contains("sandbox setup failed: mount overlay at /var/lib/juju/agents/unit-sandbox-0/charm: lower layer")
+                && err.contains("ENOENT"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn missing_command_is_a_failed_command() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let output = f.run(&[], &["no-such-command"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(127));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("not found in PATH"));
+    });
+}
+
+#[test]
+fn timeout_kills_the_tree() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let marker = format!("sleep 300.{}1", std::process::id());
+        let started = Instant::now();
+        let (code, _, err) = f.sh(&["--timeout", "1"], &format!("{marker} & {marker}"));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(code, 124, "{err}");
+        assert!(err.contains("timed out after 1s"), "{err}");
+        assert_eq!(host_processes_matching(&marker), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn background_child_holding_stdout_does_not_hang_and_does_not_survive() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let marker = format!("sleep 300.{}2", std::process::id());
+        let started = Instant::now();
+        let (code, out, err) = f.sh(&[], &format!("setsid {marker} & echo started"));
+        assert!(started.elapsed() < Duration::from_secs(10), "the run hung");
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(out, "started\n");
+        assert_eq!(host_processes_matching(&marker), Vec::<String>::new());
+    });
+}
+
+#[test]
+fn sigterm_is_forwarded_to_the_command() {
+    if !util::sandbox_available() {
+        return;
+    }
+    let f = Fixture::new(Identity::Caller);
+    let mut child = std::process::Command::new(util::binary())
+        .arg("sandbox-run")
+        .arg("--lower")
+        .arg(&f.lower)
+        .arg("--upper")
+        .arg(&f.upper)
+        .args([
+            "--",
+            "/bin/sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut ready = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut ready).unwrap();
+    // The helper is the runner's only child; send SIGTERM to it.
+    let helper =
+        std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+            .unwrap();
+    let helper: i32 = helper.split_whitespace().next().unwrap().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(helper),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(42));
+}
