@@ -326,6 +326,8 @@ pub struct Unit {
     paths: UnitPaths,
     journal: Journal,
     _lock: UnitLock,
+    squash_threshold: usize,
+    squash_keep: usize,
     #[cfg(test)]
     crash_after: Option<usize>,
 }
@@ -419,6 +421,8 @@ impl Unit {
             paths,
             journal,
             _lock: lock,
+            squash_threshold: SQUASH_THRESHOLD,
+            squash_keep: SQUASH_KEEP,
             #[cfg(test)]
             crash_after: None,
         }
@@ -723,20 +727,28 @@ impl Unit {
         Ok((error, operator_layer))
     }
 
-    /// Whether the stack is past [`SQUASH_THRESHOLD`] and no squash is in progress.
-    pub fn squash_due(&self) -> bool {
-        self.journal.squash.is_none() && self.journal.layers.len() > SQUASH_THRESHOLD
+    /// Changes when this handle squashes: once the stack holds more than `threshold`
+    /// layers, all but the `keep` newest are merged (defaults: [`SQUASH_THRESHOLD`],
+    /// [`SQUASH_KEEP`]). `keep` is clamped below `threshold`.
+    pub fn set_squash_bounds(&mut self, threshold: usize, keep: usize) {
+        self.squash_threshold = threshold.max(1);
+        self.squash_keep = keep.min(self.squash_threshold - 1);
     }
 
-    /// Plans a squash of all but the [`SQUASH_KEEP`] newest layers when one is due: records
+    /// Whether the stack is past the squash threshold and no squash is in progress.
+    pub fn squash_due(&self) -> bool {
+        self.journal.squash.is_none() && self.journal.layers.len() > self.squash_threshold
+    }
+
+    /// Plans a squash of all but the newest layers (see [`Unit::set_squash_bounds`]) when one is due: records
     /// it in the journal and returns the job to build (on any thread). `None` when no squash
     /// is due.
     pub fn plan_squash(&mut self) -> Result<Option<SquashJob>, UnitError> {
         if !self.squash_due() {
             return Ok(None);
         }
-        let count = self.journal.layers.len() - SQUASH_KEEP;
-        let mut replaces: Vec<LayerId> = self.journal.layers[SQUASH_KEEP..].to_vec();
+        let count = self.journal.layers.len() - self.squash_keep;
+        let mut replaces: Vec<LayerId> = self.journal.layers[self.squash_keep..].to_vec();
         replaces.reverse();
         debug_assert_eq!(replaces.len(), count);
         let into = LayerId::generate(self.journal.next_sequence);
@@ -963,5 +975,462 @@ impl Unit {
             *left -= 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::squash::OverlayXattrs;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::path::Path;
+
+    /// What overlayfs shows for `lowers` (top first): path → content (`dir` for directories).
+    /// An independent userspace model of overlay lookup, used as the oracle.
+    fn merged(lowers: &[PathBuf]) -> BTreeMap<String, String> {
+        let mut view = BTreeMap::new();
+        for layer in lowers.iter().rev() {
+            apply_dir(layer, "", &mut view);
+        }
+        view
+    }
+
+    fn remove_under(view: &mut BTreeMap<String, String>, path: &str) {
+        view.remove(path);
+        let prefix = format!("{path}/");
+        view.retain(|k, _| !k.starts_with(&prefix));
+    }
+
+    fn apply_dir(dir: &Path, rel: &str, view: &mut BTreeMap<String, String>) {
+        use std::os::unix::fs::FileTypeExt;
+        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().into_string().unwrap();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let file_type = entry.file_type().unwrap();
+            if file_type.is_char_device() {
+                remove_under(view, &path);
+            } else if file_type.is_dir() {
+                let opaque = rustix::fs::lgetxattr(
+                    entry.path(),
+                    OverlayXattrs::User.opaque(),
+                    &mut [0u8; 4][..],
+                )
+                .is_ok();
+                if opaque || view.get(&path).is_some_and(|v| v != "dir") {
+                    remove_under(view, &path);
+                }
+                view.insert(path.clone(), "dir".into());
+                apply_dir(&entry.path(), &path, view);
+            } else {
+                remove_under(view, &path);
+                view.insert(path, fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Write {
+        Put(u8, u8),
+        Delete(u8),
+    }
+
+    fn name(n: u8) -> String {
+        // Two levels so that deletions and puts also hit directories.
+        if n.is_multiple_of(3) {
+            format!("d{}/f{n}", n % 2)
+        } else {
+            format!("f{n}")
+        }
+    }
+
+    /// Writes into an upper as overlay would: files, and whiteouts for deletions.
+    fn write_upper(upper: &Path, writes: &[Write]) {
+        for write in writes {
+            match write {
+                Write::Put(n, content) => {
+                    let path = upper.join(name(*n));
+                    fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    if path.symlink_metadata().is_ok() {
+                        fs::remove_file(&path).unwrap();
+                    }
+                    fs::write(&path, content.to_string()).unwrap();
+                }
+                Write::Delete(n) => {
+                    let path = upper.join(name(*n));
+                    fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    if path.symlink_metadata().is_ok() {
+                        fs::remove_file(&path).unwrap();
+                    }
+                    rustix::fs::mknodat(
+                        rustix::fs::CWD,
+                        &path,
+                        rustix::fs::FileType::CharacterDevice,
+                        rustix::fs::Mode::empty(),
+                        0,
+                    )
+                    .unwrap();
+                }
+            }
+        }
+    }
+
+    fn apply_writes(view: &mut BTreeMap<String, String>, writes: &[Write]) {
+        for write in writes {
+            match write {
+                Write::Put(n, content) => {
+                    let path = name(*n);
+                    if let Some((parent, _)) = path.split_once('/') {
+                        view.insert(parent.to_owned(), "dir".into());
+                    }
+                    view.insert(path, content.to_string());
+                }
+                Write::Delete(n) => {
+                    let path = name(*n);
+                    if let Some((parent, _)) = path.split_once('/') {
+                        view.insert(parent.to_owned(), "dir".into());
+                    }
+                    view.remove(&path);
+                }
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Hook { writes: Vec<Write>, ok: bool },
+        OperatorEdit(Vec<Write>),
+        Resolve,
+        Retry { writes: Vec<Write>, ok: bool },
+        Squash,
+    }
+
+    fn write_strategy() -> impl Strategy<Value = Write> {
+        prop_oneof![
+            3 => (0u8..7, any::<u8>()).prop_map(|(n, c)| Write::Put(n, c)),
+            1 => (0u8..7).prop_map(Write::Delete),
+        ]
+    }
+
+    fn op_strategy() -> impl Strategy<Value = Op> {
+        let writes = || proptest::collection::vec(write_strategy(), 0..4);
+        prop_oneof![
+            6 => (writes(), proptest::bool::weighted(0.8)).prop_map(|(writes, ok)| Op::Hook { writes, ok }),
+            1 => writes().prop_map(Op::OperatorEdit),
+            1 => Just(Op::Resolve),
+            1 => (writes(), any::<bool>()).prop_map(|(writes, ok)| Op::Retry { writes, ok }),
+            1 => Just(Op::Squash),
+        ]
+    }
+
+    /// The model of what the unit's charm dir (its lowers) must show.
+    #[derive(Debug, Clone, Default)]
+    struct Model {
+        committed: BTreeMap<String, String>,
+        operator: Vec<Write>,
+        error: Option<String>,
+    }
+
+    impl Model {
+        fn view(&self) -> BTreeMap<String, String> {
+            let mut view = self.committed.clone();
+            apply_writes(&mut view, &self.operator);
+            view
+        }
+    }
+
+    fn open(root: &StateRoot, name: &UnitName) -> (Unit, Recovery) {
+        let (mut unit, recovery) = Unit::open(root, name, |_| {}).unwrap();
+        unit.set_squash_bounds(3, 1);
+        (unit, recovery)
+    }
+
+    /// Runs one op against the unit and the model; `Err` only for a failpoint.
+    fn run_op(unit: &mut Unit, model: &mut Model, op: &Op, n: usize) -> Result<(), UnitError> {
+        let hook = format!("hook-{n}");
+        match op {
+            Op::Hook { writes, ok } => match unit.begin_hook(&hook, &format!("ctx-{n}")) {
+                Err(UnitError::InError { .. }) => assert!(model.error.is_some()),
+                Err(e) => return Err(e),
+                Ok(run) => {
+                    assert!(model.error.is_none());
+                    write_upper(&run.upper, writes);
+                    if *ok {
+                        unit.commit(&run, None)?;
+                        apply_writes(&mut model.committed, writes);
+                    } else {
+                        unit.discard(&run)?;
+                        model.error = Some(hook);
+                    }
+                }
+            },
+            Op::OperatorEdit(writes) => match unit.operator_upper()? {
+                Some((upper, _work)) => {
+                    write_upper(&upper, writes);
+                    model.operator.extend(writes.iter().cloned());
+                }
+                None => assert!(model.error.is_none()),
+            },
+            Op::Resolve => match unit.resolve() {
+                Err(UnitError::NotInError { .. }) => assert!(model.error.is_none()),
+                Err(e) => return Err(e),
+                Ok((error, _)) => {
+                    assert_eq!(
+                        Some(error),
+                        model.error.clone().map(|hook| ErrorKind::Hook { hook })
+                    );
+                    let operator = std::mem::take(&mut model.operator);
+                    apply_writes(&mut model.committed, &operator);
+                    model.error = None;
+                }
+            },
+            Op::Retry { writes, ok } => match unit.begin_retry(&format!("ctx-{n}")) {
+                Err(UnitError::NotInError { .. }) => assert!(model.error.is_none()),
+                Err(e) => return Err(e),
+                Ok((retried, run)) => {
+                    assert_eq!(Some(retried), model.error.clone());
+                    write_upper(&run.upper, writes);
+                    if *ok {
+                        unit.commit(&run, Some(serde_json::json!({"n": n})))?;
+                        let operator = std::mem::take(&mut model.operator);
+                        apply_writes(&mut model.committed, &operator);
+                        apply_writes(&mut model.committed, writes);
+                        model.error = None;
+                    } else {
+                        unit.discard(&run)?;
+                    }
+                }
+            },
+            Op::Squash => {
+                unit.squash_now()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The invariants that hold after any recovery.
+    fn check_consistent(unit: &Unit) {
+        let journal = unit.journal();
+        assert!(
+            matches!(journal.state, UnitState::Idle | UnitState::Error { .. }),
+            "{:?}",
+            journal.state
+        );
+        assert_eq!(journal.squash, None);
+        let dirs = unit.paths().layer_dirs();
+        let mut on_disk = dirs.layer_dir_entries().unwrap();
+        on_disk.sort();
+        let mut named = unit.runtime_lowers();
+        named.sort();
+        assert_eq!(on_disk, named, "layers/ holds exactly the journal's stack");
+        assert_eq!(dirs.run_dir_entries().unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(dirs.squash_dir_entries().unwrap(), Vec::<PathBuf>::new());
+        assert!(
+            fs::read_dir(dirs.failed_root())
+                .map(|d| d.count())
+                .unwrap_or(0)
+                <= 1
+        );
+        assert_eq!(journal.operator, dirs.operator().exists());
+        assert_eq!(
+            journal.operator,
+            matches!(journal.state, UnitState::Error { .. })
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Runs a random sequence of hooks, failures, operator edits, resolutions, retries
+        /// and squashes, with a simulated crash after `crash_at` steps; after the crash the
+        /// reopened (recovered) unit is consistent and its charm dir shows exactly the state
+        /// before or after the interrupted operation.
+        #[test]
+        fn a_crash_at_any_step_leaves_the_pre_or_post_state(
+            ops in proptest::collection::vec(op_strategy(), 1..14),
+            crash_at in 0usize..80,
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let root = StateRoot::at(tmp.path());
+            let name = UnitName::parse("wp/0").unwrap();
+            drop(Unit::create(&root, &name).unwrap());
+            let (mut unit, _) = open(&root, &name);
+            unit.crash_after = Some(crash_at);
+            let mut model = Model::default();
+            for (n, op) in ops.iter().enumerate() {
+                let before = model.clone();
+                match run_op(&mut unit, &mut model, op, n) {
+                    Ok(()) => {
+                        prop_assert_eq!(merged(&unit.lowers()), model.view(), "after {:?}", op);
+                    }
+                    Err(UnitError::Failpoint { .. }) => {
+                        // The crash: what is on disk is all that survives.
+                        drop(unit);
+                        let (recovered, _report) = open(&root, &name);
+                        check_consistent(&recovered);
+                        let view = merged(&recovered.lowers());
+                        let mut after = before.clone();
+                        let completed = run_op_model_only(&mut after, op, n);
+                        let pre = view == before.view();
+                        let post = completed && view == after.view();
+                        prop_assert!(pre || post, "after a crash in {:?}: {:?}\npre {:?}\npost {:?}", op, view, before.view(), after.view());
+                        if let Op::Hook { ok: false, .. } = op {
+                            // A failing hook never commits: killed before or after it ran,
+                            // the charm dir is its pre-hook state.
+                            prop_assert!(pre);
+                        }
+                        if pre
+                            && !post
+                            && let UnitState::Error { error: ErrorKind::Hook { hook } } =
+                                recovered.state()
+                        {
+                            let expected = format!("hook-{n}");
+                            prop_assert!(before.error.is_some() || *hook == expected);
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => panic!("{op:?}: {e}"),
+                }
+            }
+            drop(unit);
+            let (reopened, report) = open(&root, &name);
+            prop_assert!(report.is_empty(), "{:?}", report);
+            check_consistent(&reopened);
+            prop_assert_eq!(merged(&reopened.lowers()), model.view());
+        }
+    }
+
+    /// The model's effect of `op` when it completes (false when it cannot change anything).
+    fn run_op_model_only(model: &mut Model, op: &Op, n: usize) -> bool {
+        match op {
+            Op::Hook { writes, ok } if model.error.is_none() => {
+                if *ok {
+                    apply_writes(&mut model.committed, writes);
+                } else {
+                    model.error = Some(format!("hook-{n}"));
+                }
+            }
+            Op::Resolve if model.error.is_some() => {
+                let operator = std::mem::take(&mut model.operator);
+                apply_writes(&mut model.committed, &operator);
+                model.error = None;
+            }
+            Op::Retry { writes, ok: true } if model.error.is_some() => {
+                let operator = std::mem::take(&mut model.operator);
+                apply_writes(&mut model.committed, &operator);
+                apply_writes(&mut model.committed, writes);
+                model.error = None;
+            }
+            Op::OperatorEdit(writes) if model.error.is_some() => {
+                model.operator.extend(writes.iter().cloned());
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    #[test]
+    fn a_killed_hook_leaves_the_unit_in_error_at_its_pre_hook_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        let run = unit.begin_hook("install", "wp-0-install-1").unwrap();
+        write_upper(&run.upper, &[Write::Put(1, 1)]);
+        unit.commit(&run, None).unwrap();
+        let run = unit.begin_hook("start", "wp-0-start-2").unwrap();
+        write_upper(&run.upper, &[Write::Put(1, 2), Write::Put(2, 2)]);
+        drop(unit); // killed mid-hook
+        let (unit, recovery) = Unit::open(&root, &name, |_| {}).unwrap();
+        assert_eq!(recovery.interrupted_hook.unwrap().hook, "start");
+        assert_eq!(unit.error().unwrap().to_string(), r#"hook failed: "start""#);
+        assert_eq!(
+            merged(&unit.lowers()),
+            BTreeMap::from([("f1".into(), "1".into())])
+        );
+        assert!(unit.paths().failed(&run.id).join("f2").exists());
+        let history = history::read(&unit.paths().history_file()).unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].outcome, Some(Outcome::Failed));
+        assert_eq!(history[0].context_id.as_deref(), Some("wp-0-start-2"));
+        let mut unit = unit;
+        assert!(matches!(
+            unit.begin_hook("config-changed", "x"),
+            Err(UnitError::InError { .. })
+        ));
+    }
+
+    #[test]
+    fn resolving_a_unit_not_in_error_is_refused_with_exit_4() {
+        use crate::exit::{ClassifyExit, ExitStatus};
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        let err = unit.resolve().unwrap_err();
+        assert_eq!(err.to_string(), "unit wp/0 is not in error");
+        assert_eq!(err.exit_status(), ExitStatus::Refused);
+        let err = Unit::open(&root, &UnitName::parse("wp/1").unwrap(), |_| {}).unwrap_err();
+        assert_eq!(err.to_string(), "unknown unit wp/1");
+        assert_eq!(err.exit_status(), ExitStatus::Refused);
+        drop(unit);
+        assert!(matches!(
+            Unit::create(&root, &name),
+            Err(UnitError::UnitExists { .. })
+        ));
+    }
+
+    #[test]
+    fn the_stack_depth_stays_bounded_over_many_hooks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        let mut model = BTreeMap::new();
+        for n in 0..60u8 {
+            let run = unit.begin_hook("update-status", "ctx").unwrap();
+            let writes = [Write::Put(n % 7, n), Write::Delete((n + 3) % 7)];
+            write_upper(&run.upper, &writes);
+            unit.commit(&run, None).unwrap();
+            apply_writes(&mut model, &writes);
+            unit.squash_now().unwrap();
+            assert!(unit.journal().layers.len() <= SQUASH_THRESHOLD);
+            assert_eq!(merged(&unit.lowers()), model, "after hook {n}");
+        }
+    }
+
+    #[test]
+    fn a_background_squash_overlaps_the_next_hook() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        unit.set_squash_bounds(4, 2);
+        let mut model = BTreeMap::new();
+        for n in 0..5u8 {
+            let run = unit.begin_hook("h", "c").unwrap();
+            write_upper(&run.upper, &[Write::Put(n, n)]);
+            unit.commit(&run, None).unwrap();
+            apply_writes(&mut model, &[Write::Put(n, n)]);
+        }
+        let job = unit.plan_squash().unwrap().expect("a squash is due");
+        assert_eq!(job.replaces().len(), 3);
+        let worker = std::thread::spawn(move || job.run());
+        // The next hook runs on the old stack meanwhile.
+        let run = unit.begin_hook("h", "c").unwrap();
+        write_upper(&run.upper, &[Write::Delete(0)]);
+        unit.commit(&run, None).unwrap();
+        apply_writes(&mut model, &[Write::Delete(0)]);
+        let built = worker.join().unwrap().unwrap();
+        unit.finish_squash(built).unwrap();
+        assert_eq!(unit.journal().layers.len(), 4);
+        assert_eq!(merged(&unit.lowers()), model);
     }
 }
