@@ -28,7 +28,7 @@
 //! constants in [`failpoints`].
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -289,6 +289,7 @@ pub struct CompletedCommit {
 pub struct SquashJob {
     record: SquashRecord,
     sources: Vec<PathBuf>,
+    below: Option<PathBuf>,
     staging: PathBuf,
 }
 
@@ -311,7 +312,12 @@ impl SquashJob {
         if exists(&self.staging)? {
             remove_tree(&self.staging)?;
         }
-        let report = squash_layers(&self.sources, &self.staging, OverlayXattrs::User)?;
+        let report = squash_layers(
+            &self.sources,
+            self.below.as_deref(),
+            &self.staging,
+            OverlayXattrs::User,
+        )?;
         Ok(BuiltSquash {
             record: self.record,
             report,
@@ -740,10 +746,11 @@ impl Unit {
         self.journal.squash.is_none() && self.journal.layers.len() > self.squash_threshold
     }
 
-    /// Plans a squash of all but the newest layers (see [`Unit::set_squash_bounds`]) when one is due: records
-    /// it in the journal and returns the job to build (on any thread). `None` when no squash
-    /// is due.
-    pub fn plan_squash(&mut self) -> Result<Option<SquashJob>, UnitError> {
+    /// Plans a squash of all but the newest layers (see [`Unit::set_squash_bounds`]) when
+    /// one is due: records it in the journal and returns the job to build (on any thread).
+    /// `base` is the charm base the overlay stacks below the runtime layers: the squash
+    /// keeps exactly the whiteouts that hide something in it. `None` when no squash is due.
+    pub fn plan_squash(&mut self, base: Option<&Path>) -> Result<Option<SquashJob>, UnitError> {
         if !self.squash_due() {
             return Ok(None);
         }
@@ -762,6 +769,7 @@ impl Unit {
         self.step(failpoints::SQUASH_AFTER_RECORD)?;
         Ok(Some(SquashJob {
             sources: record.replaces.iter().map(|id| dirs.layer(id)).collect(),
+            below: base.map(Path::to_owned),
             staging: dirs.squash(&into),
             record,
         }))
@@ -822,9 +830,10 @@ impl Unit {
         self.write(next)
     }
 
-    /// Plans, builds and installs a squash in the calling thread, when one is due.
-    pub fn squash_now(&mut self) -> Result<Option<LayerId>, UnitError> {
-        let Some(job) = self.plan_squash()? else {
+    /// Plans, builds and installs a squash in the calling thread, when one is due (`base`:
+    /// see [`Unit::plan_squash`]).
+    pub fn squash_now(&mut self, base: Option<&Path>) -> Result<Option<LayerId>, UnitError> {
+        let Some(job) = self.plan_squash(base)? else {
             return Ok(None);
         };
         match job.run() {
@@ -985,7 +994,6 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::fs;
-    use std::path::Path;
 
     /// What overlayfs shows for `lowers` (top first): path → content (`dir` for directories).
     /// An independent userspace model of overlay lookup, used as the oracle.
@@ -1209,7 +1217,7 @@ mod tests {
                 }
             },
             Op::Squash => {
-                unit.squash_now()?;
+                unit.squash_now(None)?;
             }
         }
         Ok(())
@@ -1400,7 +1408,7 @@ mod tests {
             write_upper(&run.upper, &writes);
             unit.commit(&run, None).unwrap();
             apply_writes(&mut model, &writes);
-            unit.squash_now().unwrap();
+            unit.squash_now(None).unwrap();
             assert!(unit.journal().layers.len() <= SQUASH_THRESHOLD);
             assert_eq!(merged(&unit.lowers()), model, "after hook {n}");
         }
@@ -1420,7 +1428,7 @@ mod tests {
             unit.commit(&run, None).unwrap();
             apply_writes(&mut model, &[Write::Put(n, n)]);
         }
-        let job = unit.plan_squash().unwrap().expect("a squash is due");
+        let job = unit.plan_squash(None).unwrap().expect("a squash is due");
         assert_eq!(job.replaces().len(), 3);
         let worker = std::thread::spawn(move || job.run());
         // The next hook runs on the old stack meanwhile.

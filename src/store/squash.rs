@@ -141,12 +141,20 @@ pub struct SquashReport {
 }
 
 /// Merges `layers` (oldest first) into a new directory `staging`, which must not exist yet;
-/// `staging` then shows, under an overlay, exactly what the layers show stacked.
+/// `staging` over `below` then shows, under an overlay, exactly what the layers over `below`
+/// show. `below` is what the overlay stacks under the squashed layers (the charm base);
+/// `None` means nothing.
+///
+/// Whiteouts are kept where they hide an entry of `below`, and dropped where they hide
+/// nothing: the kernel does not filter whiteouts when it lists a directory that exists in
+/// one layer only (an opaque directory, or one `below` lacks), so a whiteout there would
+/// show up in `readdir` as a phantom entry that cannot be opened.
 ///
 /// The layers are only read. On error `staging` may be left half-built: the caller removes
 /// it (recovery removes any leftover staging dir).
 pub fn squash_layers(
     layers: &[PathBuf],
+    below: Option<&Path>,
     staging: &Path,
     xattrs: OverlayXattrs,
 ) -> Result<SquashReport, SquashError> {
@@ -171,8 +179,108 @@ pub fn squash_layers(
         apply_layer(source, layer, target, staging, xattrs, &mut report)?;
     }
     let staging_fd = open_plain_dir(staging)?;
+    let below_fd = below.map(open_plain_dir).transpose()?;
+    prune_whiteouts(staging_fd, staging, below_fd, xattrs, &mut report)?;
+    let staging_fd = open_plain_dir(staging)?;
     rustix::fs::fsync(&staging_fd).map_err(io_err("fsync", staging))?;
     Ok(report)
+}
+
+/// Removes the whiteouts of the squashed tree that hide nothing in `below` (see
+/// [`squash_layers`]). The squashed side is walked with two fds whatever its depth; the
+/// `below` side keeps one fd per level it has, which the charm's ingest limits bound.
+fn prune_whiteouts(
+    root: OwnedFd,
+    root_path: &Path,
+    below: Option<OwnedFd>,
+    xattrs: OverlayXattrs,
+    report: &mut SquashReport,
+) -> Result<(), SquashError> {
+    struct Level {
+        names: Vec<CString>,
+        id: (u64, u64),
+        below: Option<OwnedFd>,
+        path_len: usize,
+        mode: u32,
+        times: Timestamps,
+    }
+    let mut rel: Vec<u8> = Vec::new();
+    let mut current = root;
+    let root_stat = rustix::fs::fstat(&current).map_err(io_err("stat", root_path))?;
+    let mut stack = vec![Level {
+        names: list_names(&current, root_path)?,
+        id: id_of(&root_stat),
+        below,
+        path_len: 0,
+        mode: root_stat.st_mode & 0o7777,
+        times: timestamps_of(&root_stat),
+    }];
+    make_traversable(&current, root_path)?;
+    while let Some(level) = stack.last_mut() {
+        let Some(name) = level.names.pop() else {
+            let done = stack.pop().expect("a level is on the stack");
+            let here = join_rel(root_path, &rel);
+            let up = match stack.last() {
+                Some(parent) => Some(open_parent(&current, parent.id, &here)?),
+                None => None,
+            };
+            // Unlinking changed the directory's mtime and mode was opened up: put both back.
+            rustix::fs::fchmod(&current, Mode::from_raw_mode(done.mode))
+                .map_err(io_err("chmod", &here))?;
+            rustix::fs::futimens(&current, &done.times).map_err(io_err("set times of", &here))?;
+            let Some(up) = up else { break };
+            current = up;
+            rel.truncate(done.path_len);
+            continue;
+        };
+        let path_len = rel.len();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(name.as_bytes());
+        let here = join_rel(root_path, &rel);
+        let stat = rustix::fs::statat(&current, &name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_err("stat", &here))?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::CharacterDevice if stat.st_rdev == 0 => {
+                let hides_something = match &level.below {
+                    Some(below) => !matches!(
+                        rustix::fs::statat(below, &name, AtFlags::SYMLINK_NOFOLLOW),
+                        Err(Errno::NOENT)
+                    ),
+                    None => false,
+                };
+                if !hides_something {
+                    rustix::fs::unlinkat(&current, &name, AtFlags::empty())
+                        .map_err(io_err("remove whiteout", &here))?;
+                    report.entries -= 1;
+                }
+            }
+            FileType::Directory => {
+                let (child, _) = open_dir_forcing(&current, &name, &here)?;
+                let child_below = match &level.below {
+                    Some(below) if !is_opaque(&child, xattrs) => {
+                        open_beneath(below, &name, dir_flags()).ok()
+                    }
+                    _ => None,
+                };
+                make_traversable(&child, &here)?;
+                stack.push(Level {
+                    names: list_names(&child, &here)?,
+                    id: id_of(&stat),
+                    below: child_below,
+                    path_len,
+                    mode: stat.st_mode & 0o7777,
+                    times: timestamps_of(&stat),
+                });
+                current = child;
+                continue;
+            }
+            _ => {}
+        }
+        rel.truncate(path_len);
+    }
+    Ok(())
 }
 
 /// One directory being merged: what is left to do in it and what to restore on leaving.
@@ -784,8 +892,17 @@ mod tests {
         symlink("/etc/passwd", new.join("d/link")).unwrap();
         fs::set_permissions(new.join("d"), fs::Permissions::from_mode(0o750)).unwrap();
 
+        whiteout(&new.join("hides-nothing"));
+        // The charm base below: whiteouts are kept where they hide something in it.
+        let base = tmp.path().join("base");
+        fs::create_dir_all(base.join("d/sub")).unwrap();
+        fs::write(base.join("gone"), "base").unwrap();
         let out = tmp.path().join("out");
-        let report = squash_layers(&[old, new], &out, OverlayXattrs::User).unwrap();
+        let report = squash_layers(&[old, new], Some(&base), &out, OverlayXattrs::User).unwrap();
+        assert!(
+            !out.join("hides-nothing").exists(),
+            "a whiteout over nothing is dropped"
+        );
         assert!(report.dropped.is_empty());
         assert_eq!(
             kinds(&out),
@@ -824,7 +941,13 @@ mod tests {
         fs::write(layer.join("locked/in/f"), "f").unwrap();
         fs::set_permissions(layer.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let out = tmp.path().join("out");
-        squash_layers(std::slice::from_ref(&layer), &out, OverlayXattrs::User).unwrap();
+        squash_layers(
+            std::slice::from_ref(&layer),
+            None,
+            &out,
+            OverlayXattrs::User,
+        )
+        .unwrap();
         let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&layer.join("locked")), 0);
         assert_eq!(mode(&out.join("locked")), 0);
