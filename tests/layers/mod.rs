@@ -441,3 +441,40 @@ fn the_squash_refuses_an_existing_staging_dir_and_empty_input() {
     let err = squash_layers(&[link], None, &env.path().join("y"), OverlayXattrs::User).unwrap_err();
     assert!(err.to_string().contains("link"), "{err}");
 }
+
+/// The layer tests again as uid 65534 (the rootless path: unprivileged whiteout creation,
+/// `user.overlay.*` xattrs, directories a hook made unreadable), from a copy of this test
+/// binary in a directory that uid can reach.
+#[test]
+fn layer_tests_pass_as_uid_65534() {
+    if std::env::var_os("HOOKBOX_LAYERS_ROOTLESS_CHILD").is_some() {
+        return; // This is the child run itself.
+    }
+    if !crate::util::is_root() {
+        eprintln!("skipping: not root, so this whole run already is the rootless path");
+        return;
+    }
+    let env = TestEnv::new();
+    let copy = env.path().join("tests-binary");
+    fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&copy)
+        .args(["layers::", "--test-threads=2"])
+        .env("HOOKBOX_LAYERS_ROOTLESS_CHILD", "1")
+        .env("TMPDIR", env.path())
+        .env("HOME", env.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "layer tests failed as uid 65534:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("squash_shows_exactly_what_the_overlay_of_its_layers_shows ... ok"),
+        "{stdout}"
+    );
+}
