@@ -53,6 +53,8 @@ pub const SQUASH_KEEP: usize = 8;
 
 /// The names of the journal steps where a failpoint can stop the process.
 pub mod failpoints {
+    /// After every journal write (the first one reached stops the process).
+    pub const JOURNAL_WRITTEN: &str = "journal:written";
     /// After the run dirs exist, before the journal says `running-hook`.
     pub const BEGIN_BEFORE_JOURNAL: &str = "begin:before-journal";
     /// After the journal says `running-hook` (the hook would run now).
@@ -961,7 +963,7 @@ impl Unit {
     fn write(&mut self, next: Journal) -> Result<(), UnitError> {
         atomic::write_json(&self.paths.state_file(), &next)?;
         self.journal = next;
-        self.step("journal:written")
+        self.step(failpoints::JOURNAL_WRITTEN)
     }
 
     /// A failpoint: `HOOKBOX_FAILPOINT=<point>` SIGKILLs the process here; in unit tests a
