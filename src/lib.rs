@@ -5,6 +5,7 @@
 
 pub mod charm;
 pub mod exit;
+pub mod model;
 pub mod runner;
 pub mod sandbox;
 pub mod store;

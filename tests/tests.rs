@@ -4,6 +4,7 @@ mod bundle;
 mod doctor;
 mod hostile;
 mod ingest;
+mod layers;
 mod sandbox;
 mod security;
 mod tools;

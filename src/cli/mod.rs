@@ -109,28 +109,24 @@ fn render_chain(err: &anyhow::Error) -> String {
 
 /// The exit code of the first error in the chain that knows its class.
 fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<hookbox::charm::CharmError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::charm::ingest::IngestError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::SandboxError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::doctor::DoctorError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::sandbox::bundle::BundleError>() {
-            return e.exit_status();
-        }
-        if let Some(e) = cause.downcast_ref::<hookbox::runner::tool_server::ToolServerError>() {
-            return e.exit_status();
-        }
+    err.chain()
+        .find_map(classify)
+        .unwrap_or(ExitStatus::HookFailed)
+}
+
+/// The exit class of one error, when it is one of the library's module errors.
+fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
+    fn class<E: ClassifyExit + std::error::Error + 'static>(
+        cause: &(dyn std::error::Error + 'static),
+    ) -> Option<ExitStatus> {
+        cause.downcast_ref::<E>().map(ClassifyExit::exit_status)
     }
-    ExitStatus::HookFailed
+    None.or_else(|| class::<hookbox::charm::CharmError>(cause))
+        .or_else(|| class::<hookbox::charm::ingest::IngestError>(cause))
+        .or_else(|| class::<hookbox::store::StoreError>(cause))
+        .or_else(|| class::<hookbox::sandbox::SandboxError>(cause))
+        .or_else(|| class::<hookbox::sandbox::doctor::DoctorError>(cause))
+        .or_else(|| class::<hookbox::sandbox::bundle::BundleError>(cause))
+        .or_else(|| class::<hookbox::runner::tool_server::ToolServerError>(cause))
+        .or_else(|| class::<hookbox::model::UnitError>(cause))
 }

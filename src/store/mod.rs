@@ -3,7 +3,9 @@
 pub mod atomic;
 pub mod charms;
 pub mod digest;
+pub mod layers;
 pub mod root;
+pub mod squash;
 
 use std::path::PathBuf;
 
