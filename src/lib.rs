@@ -5,6 +5,7 @@
 
 pub mod charm;
 pub mod exit;
+pub mod model;
 pub mod store;
 
 pub use exit::ExitStatus;

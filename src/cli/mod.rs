@@ -85,6 +85,9 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
         if let Some(e) = cause.downcast_ref::<hookbox::store::StoreError>() {
             return e.exit_status();
         }
+        if let Some(e) = cause.downcast_ref::<hookbox::model::UnitError>() {
+            return e.exit_status();
+        }
     }
     ExitStatus::HookFailed
 }

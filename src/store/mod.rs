@@ -2,7 +2,9 @@
 
 pub mod atomic;
 pub mod digest;
+pub mod layers;
 pub mod root;
+pub mod squash;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,432 @@
+//! A unit's layer directories and the filesystem steps of the layer stack: a fresh run dir
+//! per hook run, the atomic rename that commits an upper as a layer, the move of a failed
+//! upper to `failed/`.
+//!
+//! The *order* of the stack is never inferred from these directories: it is recorded in the
+//! unit's journal (`model::journal`), which calls these steps between its journal writes.
+//! A directory under `layers/` that the journal does not name is an orphan of an interrupted
+//! step and is removed by recovery. Layers are immutable once committed.
+
+use std::fmt;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::exit::{ClassifyExit, ExitStatus};
+
+use super::StoreError;
+use super::atomic::sync_dir;
+use super::squash::{SquashError, remove_tree};
+
+/// Errors of the layer directories' filesystem steps.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    /// A filesystem operation on a layer path failed.
+    #[error("{action} {path}")]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Removing or squashing a tree failed.
+    #[error(transparent)]
+    Walk(#[from] SquashError),
+    /// A state-store step (an fsync) failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl LayerError {
+    fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+impl ClassifyExit for LayerError {
+    fn exit_status(&self) -> ExitStatus {
+        ExitStatus::State
+    }
+}
+
+/// The identity of a layer (and of the hook run that produced it): a per-unit sequence
+/// number and a random tag, shown as `00000042-1a2b3c4d`. Ids sort by sequence; the stack
+/// order itself is what the journal records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LayerId {
+    sequence: u64,
+    tag: u32,
+}
+
+impl LayerId {
+    /// The id with this sequence number and tag.
+    pub fn new(sequence: u64, tag: u32) -> Self {
+        Self { sequence, tag }
+    }
+
+    /// A new id with sequence number `sequence` and a random tag (so an id reused after a
+    /// lost journal write never collides with a leftover directory).
+    pub fn generate(sequence: u64) -> Self {
+        Self::new(sequence, random_u32())
+    }
+
+    /// The per-unit sequence number.
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    /// Parses `<decimal sequence, at least 8 digits>-<8 lowercase hex digits>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (sequence, tag) = text.split_once('-')?;
+        if sequence.len() < 8 || !sequence.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if tag.len() != 8
+            || !tag
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return None;
+        }
+        Some(Self {
+            sequence: sequence.parse().ok()?,
+            tag: u32::from_str_radix(tag, 16).ok()?,
+        })
+    }
+}
+
+impl fmt::Display for LayerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08}-{:08x}", self.sequence, self.tag)
+    }
+}
+
+/// Why a string is not a layer id.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a layer id (expected <sequence>-<8 hex digits>)")]
+pub struct InvalidLayerId {
+    /// The text that did not parse.
+    pub text: String,
+}
+
+impl FromStr for LayerId {
+    type Err = InvalidLayerId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| InvalidLayerId { text: s.to_owned() })
+    }
+}
+
+impl serde::Serialize for LayerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LayerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn random_u32() -> u32 {
+    let mut bytes = [0u8; 4];
+    let from_kernel = fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_kernel.is_err() {
+        // No /dev/urandom (an odd chroot): the tag only has to differ from leftovers, so
+        // time and pid are enough.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        return nanos ^ std::process::id().rotate_left(16);
+    }
+    u32::from_ne_bytes(bytes)
+}
+
+/// The directories of one hook run: the overlay upper the hook writes and its work dir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDirs {
+    /// The layer id this run's upper gets when committed.
+    pub id: LayerId,
+    /// `runs/<id>/`.
+    pub dir: PathBuf,
+    /// `runs/<id>/upper/`, the overlay upperdir.
+    pub upper: PathBuf,
+    /// `runs/<id>/work/`, the overlay workdir.
+    pub work: PathBuf,
+}
+
+/// The layer directories of one unit, under `units/<app>-<n>/`.
+#[derive(Debug, Clone)]
+pub struct LayerDirs {
+    unit_dir: PathBuf,
+}
+
+/// Mode of a fresh upper: the merged charm dir's root shows the upper root's mode.
+const UPPER_MODE: u32 = 0o755;
+
+impl LayerDirs {
+    /// The layer directories of the unit directory `unit_dir`.
+    pub fn new(unit_dir: PathBuf) -> Self {
+        Self { unit_dir }
+    }
+
+    /// The unit directory.
+    pub fn unit_dir(&self) -> &Path {
+        &self.unit_dir
+    }
+
+    /// `layers/`.
+    pub fn layers(&self) -> PathBuf {
+        self.unit_dir.join("layers")
+    }
+
+    /// `layers/<id>/`.
+    pub fn layer(&self, id: &LayerId) -> PathBuf {
+        self.layers().join(id.to_string())
+    }
+
+    /// `runs/`.
+    pub fn runs(&self) -> PathBuf {
+        self.unit_dir.join("runs")
+    }
+
+    /// `runs/<id>/` with `upper/` and `work/`.
+    pub fn run(&self, id: &LayerId) -> RunDirs {
+        let dir = self.runs().join(id.to_string());
+        RunDirs {
+            id: *id,
+            upper: dir.join("upper"),
+            work: dir.join("work"),
+            dir,
+        }
+    }
+
+    /// `failed/`.
+    pub fn failed_root(&self) -> PathBuf {
+        self.unit_dir.join("failed")
+    }
+
+    /// `failed/<id>/`.
+    pub fn failed(&self, id: &LayerId) -> PathBuf {
+        self.failed_root().join(id.to_string())
+    }
+
+    /// `operator/`.
+    pub fn operator(&self) -> PathBuf {
+        self.unit_dir.join("operator")
+    }
+
+    /// `operator-work/`.
+    pub fn operator_work(&self) -> PathBuf {
+        self.unit_dir.join("operator-work")
+    }
+
+    /// `squash/`, where squashed layers are built before they are renamed into `layers/`.
+    pub fn squash_root(&self) -> PathBuf {
+        self.unit_dir.join("squash")
+    }
+
+    /// `squash/<id>/`.
+    pub fn squash(&self, id: &LayerId) -> PathBuf {
+        self.squash_root().join(id.to_string())
+    }
+
+    /// Creates `squash/` if missing.
+    pub fn create_squash_root(&self) -> Result<(), LayerError> {
+        create_dir(&self.squash_root(), 0o700)
+    }
+
+    /// Creates `runs/<id>/upper` (mode 0755) and `runs/<id>/work` (mode 0700), fresh: a
+    /// leftover with the same id is removed first.
+    pub fn create_run(&self, id: &LayerId) -> Result<RunDirs, LayerError> {
+        let run = self.run(id);
+        create_dir(&self.runs(), 0o700)?;
+        if fs::symlink_metadata(&run.dir).is_ok() {
+            remove_tree(&run.dir)?;
+        }
+        create_dir(&run.dir, 0o700)?;
+        create_dir(&run.upper, UPPER_MODE)?;
+        create_dir(&run.work, 0o700)?;
+        Ok(run)
+    }
+
+    /// Creates an empty `operator/` (and `operator-work/`) if missing.
+    pub fn create_operator(&self) -> Result<PathBuf, LayerError> {
+        let dir = self.operator();
+        if !exists(&dir)? {
+            create_dir(&dir, UPPER_MODE)?;
+        }
+        if !exists(&self.operator_work())? {
+            create_dir(&self.operator_work(), 0o700)?;
+        }
+        Ok(dir)
+    }
+
+    /// Commits the directory `from` (a run's upper, the operator layer or a built squash) as
+    /// `layers/<id>` with one atomic rename, made durable before returning.
+    pub fn install(&self, from: &Path, id: &LayerId) -> Result<PathBuf, LayerError> {
+        let layers = self.layers();
+        create_dir(&layers, 0o700)?;
+        let to = self.layer(id);
+        fs::rename(from, &to).map_err(LayerError::io("rename layer into", &to))?;
+        sync_dir(&layers)?;
+        if let Some(parent) = from.parent() {
+            sync_dir(parent)?;
+        }
+        Ok(to)
+    }
+
+    /// Moves a failed run's upper to `failed/<id>` (one rename, durable), then removes every
+    /// other entry of `failed/`: only the last failed layer is kept, for forensics.
+    pub fn keep_failed(&self, upper: &Path, id: &LayerId) -> Result<PathBuf, LayerError> {
+        let root = self.failed_root();
+        create_dir(&root, 0o700)?;
+        let to = self.failed(id);
+        if exists(upper)? {
+            if exists(&to)? {
+                remove_tree(&to)?;
+            }
+            fs::rename(upper, &to).map_err(LayerError::io("move failed layer to", &to))?;
+            sync_dir(&root)?;
+        }
+        for entry in list_dir(&root)? {
+            if entry != to {
+                remove_tree(&entry)?;
+            }
+        }
+        Ok(to)
+    }
+
+    /// Removes a run's directory (what is left of it: the work dir, an uncommitted upper).
+    pub fn remove_run(&self, id: &LayerId) -> Result<(), LayerError> {
+        let dir = self.run(id).dir;
+        if exists(&dir)? {
+            remove_tree(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The paths under `layers/`, unordered (for recovery's orphan sweep only).
+    pub fn layer_dir_entries(&self) -> Result<Vec<PathBuf>, LayerError> {
+        list_dir(&self.layers())
+    }
+
+    /// The paths under `runs/`, unordered.
+    pub fn run_dir_entries(&self) -> Result<Vec<PathBuf>, LayerError> {
+        list_dir(&self.runs())
+    }
+
+    /// The paths under `squash/`, unordered.
+    pub fn squash_dir_entries(&self) -> Result<Vec<PathBuf>, LayerError> {
+        list_dir(&self.squash_root())
+    }
+}
+
+/// Whether `dir` holds no entry at all (an upper the hook did not write to).
+pub fn is_empty_dir(dir: &Path) -> Result<bool, LayerError> {
+    let mut entries = fs::read_dir(dir).map_err(LayerError::io("read directory", dir))?;
+    Ok(entries.next().is_none())
+}
+
+/// Whether `path` exists (as anything, a symlink included; never followed).
+pub fn exists(path: &Path) -> Result<bool, LayerError> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(LayerError::io("stat", path)(e)),
+    }
+}
+
+fn create_dir(dir: &Path, mode: u32) -> Result<(), LayerError> {
+    match fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => {
+            // The umask may have narrowed the mode; the upper's mode is what the hook sees.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+                .map_err(LayerError::io("chmod", dir))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(LayerError::io("create directory", dir)(e)),
+    }
+}
+
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, LayerError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| {
+                e.map(|e| e.path())
+                    .map_err(LayerError::io("read directory", dir))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(LayerError::io("read directory", dir)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_ids_round_trip_and_sort_by_sequence() {
+        let a = LayerId::new(9, 0xffff_ffff);
+        let b = LayerId::new(10, 0);
+        assert!(a < b);
+        assert_eq!(a.to_string(), "00000009-ffffffff");
+        assert_eq!(LayerId::parse("00000009-ffffffff"), Some(a));
+        assert_eq!(
+            LayerId::parse("123456789-0000000a"),
+            Some(LayerId::new(123_456_789, 10))
+        );
+        for bad in [
+            "",
+            "1-00000000",
+            "00000001",
+            "00000001-0000000A",
+            "0000000x-00000000",
+        ] {
+            assert_eq!(LayerId::parse(bad), None, "{bad}");
+        }
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<LayerId>(&json).unwrap(), a);
+        assert_ne!(LayerId::generate(1), LayerId::generate(1));
+    }
+
+    #[test]
+    fn run_commit_and_failed_keep_only_the_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(tmp.path().join("u"));
+        fs::create_dir(dirs.unit_dir()).unwrap();
+        let one = LayerId::new(1, 1);
+        let run = dirs.create_run(&one).unwrap();
+        assert!(is_empty_dir(&run.upper).unwrap());
+        fs::write(run.upper.join("f"), "x").unwrap();
+        let layer = dirs.install(&run.upper, &one).unwrap();
+        assert_eq!(fs::read(layer.join("f")).unwrap(), b"x");
+        dirs.remove_run(&one).unwrap();
+        assert!(!exists(&run.dir).unwrap());
+
+        for seq in 2..5 {
+            let id = LayerId::new(seq, 0);
+            let run = dirs.create_run(&id).unwrap();
+            fs::write(run.upper.join("g"), seq.to_string()).unwrap();
+            dirs.keep_failed(&run.upper, &id).unwrap();
+            dirs.remove_run(&id).unwrap();
+        }
+        let failed = list_dir(&dirs.failed_root()).unwrap();
+        assert_eq!(failed, vec![dirs.failed(&LayerId::new(4, 0))]);
+        assert_eq!(fs::read(failed[0].join("g")).unwrap(), b"4");
+    }
+}
