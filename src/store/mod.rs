@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod digest;
 pub mod layers;
+pub mod merge;
 pub mod root;
 pub mod squash;
 
