@@ -6,6 +6,8 @@
 pub mod charm;
 pub mod exit;
 pub mod model;
+pub mod runner;
 pub mod store;
+pub mod tools;
 
 pub use exit::ExitStatus;

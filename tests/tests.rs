@@ -1,3 +1,4 @@
 //! hookbox's integration tests: one binary, a util module, the real CLI in real sandboxes.
 
+mod tools;
 mod util;

@@ -88,6 +88,12 @@ fn exit_status_of(err: &anyhow::Error) -> ExitStatus {
         if let Some(e) = cause.downcast_ref::<hookbox::model::UnitError>() {
             return e.exit_status();
         }
+        if let Some(e) = cause.downcast_ref::<hookbox::runner::tool_server::ToolServerError>() {
+            return e.exit_status();
+        }
+        if let Some(e) = cause.downcast_ref::<hookbox::store::merge::MergeError>() {
+            return e.exit_status();
+        }
     }
     ExitStatus::HookFailed
 }
