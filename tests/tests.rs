@@ -5,6 +5,7 @@ mod doctor;
 mod hostile;
 mod ingest;
 mod layers;
+mod merge;
 mod sandbox;
 mod security;
 mod tools;

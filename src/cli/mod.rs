@@ -129,4 +129,5 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::sandbox::bundle::BundleError>(cause))
         .or_else(|| class::<hookbox::runner::tool_server::ToolServerError>(cause))
         .or_else(|| class::<hookbox::model::UnitError>(cause))
+        .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
 }

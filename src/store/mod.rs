@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod charms;
 pub mod digest;
 pub mod layers;
+pub mod merge;
 pub mod root;
 pub mod squash;
 
