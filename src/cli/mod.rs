@@ -3,6 +3,7 @@
 mod doctor;
 mod export_bundle;
 mod output;
+mod parse;
 mod sandbox_run;
 
 use std::path::PathBuf;

@@ -256,7 +256,7 @@ fn check_layers(spec: &SandboxSpec, out: &Path) -> Result<(), BundleError> {
     let mut layers: Vec<(&'static str, &Path)> = spec
         .lowers
         .iter()
-        .map(|l| ("lower layer", l.as_path()))
+        .map(|l| ("lower layer", l.path.as_path()))
         .collect();
     layers.push(("upper dir", &spec.upper));
     layers.push(("work dir", &spec.work));
@@ -480,7 +480,7 @@ fn overlay_options(spec: &SandboxSpec) -> Vec<String> {
     let lowers: Vec<String> = spec
         .lowers
         .iter()
-        .map(|l| l.display().to_string())
+        .map(|l| l.path.display().to_string())
         .collect();
     vec![
         format!("lowerdir={}", lowers.join(":")),
