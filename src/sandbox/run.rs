@@ -2,6 +2,7 @@
 //! async process itself never forks), writes its id maps, puts it in the run's cgroups,
 //! captures the output, enforces the timeout and turns the end into a [`RunReport`].
 
+use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -9,7 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::cgroup::LimitPlan;
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
@@ -155,6 +157,22 @@ async fn supervise(
     let protocol_error = |what| move |source| SandboxError::Protocol { what, source };
     let (ours, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(protocol_error("create the socket"))?;
+    // The spec goes into the socket before the helper exists, so the helper reads it at once
+    // instead of waiting for the runner to be scheduled again; whatever does not fit in the
+    // socket buffer follows once the helper runs.
+    let start = protocol::encode(&Start {
+        spec: spec.clone(),
+        runner_pid: std::process::id() as i32,
+        rlimit_memory: plan.rlimit_memory,
+        rlimit_pids: plan.rlimit_pids,
+    });
+    ours.set_nonblocking(true)
+        .map_err(protocol_error("configure the socket"))?;
+    let written = match (&ours).write(&start) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(protocol_error("send the spec")(e)),
+    };
     let started = Instant::now();
     let mut command = tokio::process::Command::new(&opts.helper);
     command
@@ -171,8 +189,6 @@ async fn supervise(
     // Our copy of the helper's end must close, or we would never see it hang up.
     drop(command);
     let pid = child.id().expect("a just-spawned child has a pid");
-    ours.set_nonblocking(true)
-        .map_err(protocol_error("configure the socket"))?;
     let mut control =
         tokio::net::UnixStream::from_std(ours).map_err(protocol_error("register the socket"))?;
 
@@ -191,14 +207,9 @@ async fn supervise(
         started,
     ));
 
-    let start = Start {
-        spec: spec.clone(),
-        runner_pid: std::process::id() as i32,
-        rlimit_memory: plan.rlimit_memory,
-        rlimit_pids: plan.rlimit_pids,
-    };
     let handshake = async {
-        send(&mut control, &start)
+        control
+            .write_all(&start[written..])
             .await
             .map_err(protocol_error("send the spec"))?;
         match receive(&mut control).await {
@@ -289,10 +300,6 @@ fn setup_failed(step: String, errno: i32) -> SandboxError {
         step,
         source: nix::errno::Errno::from_raw(errno),
     }
-}
-
-async fn send<T: Serialize>(out: &mut (impl AsyncWrite + Unpin), value: &T) -> std::io::Result<()> {
-    out.write_all(&protocol::encode(value)).await
 }
 
 /// Sends `frame` with `fds` attached: the first batch with the frame, each further batch on
