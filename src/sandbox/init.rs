@@ -495,8 +495,9 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
 /// The overlay: `lowerdir+` once per layer (so 50+ layers never hit the page-size limit of
 /// a `lowerdir=` string), `upperdir`, `workdir`, `userxattr` (overlayfs in a user namespace),
 /// `volatile`; every directory given by descriptor (`FSCONFIG_SET_FD`, Linux 6.13).
-/// overlayfs clones only mounts of our own mount namespace, so an idmapped layer is attached
-/// under the new root (`.hookbox-layers/N`) while the overlay is created, then detached.
+/// overlayfs clones only mounts of our own mount namespace, so the idmapped layers are
+/// attached on a staging tmpfs under the new root (`.hookbox-layers/N`) while the overlay is
+/// created, then the staging tmpfs is detached with all of them in one unmount.
 fn create_overlay(
     spec: &SandboxSpec,
     root_dir: &OwnedFd,
@@ -505,7 +506,7 @@ fn create_overlay(
 ) -> Result<OwnedFd, Failure> {
     let at = || format!("mount overlay at {}", spec.charm_path.display());
     let staging = Path::new(".hookbox-layers");
-    let mut staged = Vec::new();
+    let mut staged = false;
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
     for (index, (lower, source)) in spec.lowers.iter().zip(layers.lowers).enumerate() {
         let layer = || format!("{}: lower layer {}", at(), lower.path.display());
@@ -514,10 +515,15 @@ fn create_overlay(
                 rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?
             }
             LowerSource::Idmapped(mount) => {
+                if !staged {
+                    create_dirs(root_dir, staging)
+                        .and_then(|()| mount_tmpfs(&root.join(staging), "mode=0700"))
+                        .step(|| format!("{}: mount the staging tmpfs", at()))?;
+                }
                 let target = staging.join(index.to_string());
                 attach(root_dir, mount, &target, true)
                     .step(|| format!("{}: attach the idmapped mount", layer()))?;
-                staged.push(target.clone());
+                staged = true;
                 let dir = rustix::fs::openat(
                     root_dir,
                     &target,
@@ -544,14 +550,11 @@ fn create_overlay(
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
     .step(at)?;
-    // The overlay holds private clones of its layers: the staged mounts leave the new root.
-    for target in &staged {
-        rustix::mount::unmount(root.join(target), UnmountFlags::DETACH)
-            .step(|| format!("{}: detach {}", at(), target.display()))?;
-        rustix::fs::unlinkat(root_dir, target, rustix::fs::AtFlags::REMOVEDIR)
-            .step(|| format!("{}: remove {}", at(), target.display()))?;
-    }
-    if !staged.is_empty() {
+    // The overlay holds private clones of its layers: the staging tmpfs leaves the new root
+    // with every staged mount on it.
+    if staged {
+        rustix::mount::unmount(root.join(staging), UnmountFlags::DETACH)
+            .step(|| format!("{}: detach {}", at(), staging.display()))?;
         rustix::fs::unlinkat(root_dir, staging, rustix::fs::AtFlags::REMOVEDIR)
             .step(|| format!("{}: remove {}", at(), staging.display()))?;
     }
