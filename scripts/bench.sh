@@ -186,7 +186,6 @@ bench_oci() {
   rm -rf "$dir"
 }
 
-# x/y to two decimals, or "n/a" when either is missing.
 # Ingest (hashing and durability included) against GNU `tar xzf` of the same archives into a
 # fresh directory: a ~50 MB charm of ~1,000 files and a charm of ~20,000 small files.
 bench_ingest() {
@@ -232,14 +231,15 @@ build(os.path.join(out, 'charm-50mb.tar.gz'), big)
 build(os.path.join(out, 'charm-20k.tar.gz'), small)
 PY
   fi
-  cargo build --release -q
+  local hookbox
+  hookbox=$(hookbox_binary)
   local scratch="$BENCH_DIR/scratch"
   rm -rf "$scratch" && mkdir -p "$scratch"
   # Runs alternate (tar, ingest, tar, ...), each into a directory never used before, with a
   # sync before each so neither pays for the other's writeback (ingest's syncfs would), and
   # nothing is deleted until the end (ext4 makes creating inodes right after deleting many
   # slower, which would punish whichever command runs second).
-  python3 - "$PWD/target/release/hookbox" "$scratch" "$RUNS" "$big" "$small" <<'PY'
+  python3 - "$hookbox" "$scratch" "$RUNS" "$big" "$small" <<'PY'
 import os, statistics, subprocess, sys, time
 hookbox, scratch, runs, archives = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 print(f"\n{'archive':<22} {'size':>9} {'tar xzf':>9} {'ingest':>9} {'ratio':>7}")
@@ -269,6 +269,7 @@ PY
   echo " digest and one syncfs before the rename; tar xzf does no fsync)"
 }
 
+# x/y to two decimals, or "n/a" when either is missing.
 ratio() {
   if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
