@@ -60,18 +60,8 @@ impl Fixture {
                 fixture.give_to_nobody(&fixture.lower);
                 fixture.give_to_nobody(&fixture.upper);
             }
-            // As root, hook root is the id range's first id; lower files owned by host root
-            // would be read-only to the hook (not mapped). Until lowers are idmapped mounts,
-            // a root-mode store must own its layers as the range's root, as done here.
-            Identity::Caller if util::is_root() => {
-                let (uid, gid) = hookbox::sandbox::IdMapping::for_current_user().host_root();
-                let status = std::process::Command::new("chown")
-                    .args(["-R", "-h", &format!("{uid}:{gid}")])
-                    .arg(&fixture.lower)
-                    .status()
-                    .unwrap();
-                assert!(status.success());
-            }
+            // As root the lower stays owned by host root, as a charm base in the store is:
+            // sandbox-run idmaps it onto the id range.
             Identity::Caller => {}
         }
         fixture
@@ -182,6 +172,126 @@ fn writes_land_in_the_upper_dir_and_lowers_are_untouched() {
         assert_eq!(whiteout.rdev(), 0);
         assert!(f.upper.join("d").is_dir());
     });
+}
+
+/// As root: a charm base owned by host root is idmapped onto the id range, so the hook (root
+/// of the range) creates, modifies, chmods and deletes in the charm dir; the upper gets the
+/// range's root as owner and the lower is untouched. A second run over that upper committed
+/// as an unshifted lower, above the idmapped base, can still write what the first one wrote.
+#[test]
+fn root_mode_hooks_own_a_root_owned_charm_base() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    if !util::sandbox_available() || !util::is_root() {
+        return;
+    }
+    let f = Fixture::new(Identity::Caller);
+    // A read-only charm root, as charms are often shipped.
+    std::fs::write(f.lower.join("config.yaml"), "options: {}\n").unwrap();
+    std::fs::set_permissions(&f.lower, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let lower_before = tree_listing(&f.lower);
+    let (code, out, err) = f.sh(
+        &[],
+        "id -u && stat -c '%u %g' . metadata.yaml && echo new > created \
+         && echo changed >> metadata.yaml && chmod 600 metadata.yaml && rm config.yaml \
+         && mkdir state && echo ok",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "0\n0 0\n0 0\nok\n");
+
+    let (range_uid, range_gid) = hookbox::sandbox::IdMapping::for_current_user().host_root();
+    let owner = |path: &Path| {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    for entry in ["created", "metadata.yaml", "config.yaml", "state"] {
+        assert_eq!(
+            owner(&f.upper.join(entry)),
+            (range_uid, range_gid),
+            "{entry}"
+        );
+    }
+    let metadata = std::fs::metadata(f.upper.join("metadata.yaml")).unwrap();
+    assert_eq!(metadata.mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(f.upper.join("metadata.yaml")).unwrap(),
+        "name: test\nchanged\n"
+    );
+    let whiteout = std::fs::symlink_metadata(f.upper.join("config.yaml")).unwrap();
+    assert!(whiteout.file_type().is_char_device());
+    // The lower tree: same files, contents, modes and owner (host root).
+    assert_eq!(tree_listing(&f.lower), lower_before);
+    assert_eq!(owner(&f.lower), (0, 0));
+
+    // Second run: the first upper as a committed (unshifted) layer over the idmapped base.
+    let upper2 = f.env.path().join("upper2");
+    std::fs::create_dir(&upper2).unwrap();
+    let output = f
+        .env
+        .hookbox()
+        .arg("sandbox-run")
+        .arg("--lower")
+        .arg(&f.upper)
+        .arg("--lower")
+        .arg(&f.lower)
+        .arg("--upper")
+        .arg(&upper2)
+        .args(["--", "/bin/sh", "-c"])
+        .arg(
+            "stat -c '%u' created && stat -c '%u %a' metadata.yaml && test ! -e config.yaml \
+             && echo again >> created && echo again >> metadata.yaml && chmod 644 metadata.yaml \
+             && touch state/file hooks/new && cat metadata.yaml",
+        )
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "0\n0 600\nname: test\nchanged\nagain\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(upper2.join("created")).unwrap(),
+        "new\nagain\n"
+    );
+    for entry in ["created", "metadata.yaml", "state/file", "hooks/new"] {
+        assert_eq!(
+            owner(&upper2.join(entry)),
+            (range_uid, range_gid),
+            "{entry}"
+        );
+    }
+    assert_eq!(tree_listing(&f.lower), lower_before);
+    std::fs::set_permissions(&f.lower, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Every entry under `root` with its type, mode, owner and (for files) contents, sorted.
+fn tree_listing(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = Vec::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let content = if meta.is_file() {
+                std::fs::read_to_string(&path).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            if meta.is_dir() {
+                pending.push(path.clone());
+            }
+            entries.push(format!(
+                "{} {:o} {}:{} {content:?}",
+                path.strip_prefix(root).unwrap().display(),
+                meta.mode(),
+                meta.uid(),
+                meta.gid()
+            ));
+        }
+    }
+    entries.sort();
+    entries
 }
 
 #[test]

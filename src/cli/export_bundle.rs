@@ -1,6 +1,6 @@
 //! `hookbox export-bundle`: the sandbox `sandbox-run` would build, as an OCI runtime bundle.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -10,6 +10,7 @@ use hookbox::sandbox::bundle;
 use hookbox::sandbox::spec::{IdMapping, IdRange, Network, SandboxSpec};
 
 use super::output::print_json;
+use super::parse::{absolute, command_env, lowers, parse_bytes, parse_env};
 
 /// Arguments of `hookbox export-bundle`.
 #[derive(Debug, Args)]
@@ -26,7 +27,9 @@ use super::output::print_json;
                   Example: hookbox export-bundle --lower charm/ --upper up/ bundle -- ls -la"
 )]
 pub struct ExportBundleArgs {
-    /// A read-only lower layer; repeat for more, top (newest) first.
+    /// A read-only lower layer; repeat for more, top (newest) first. As root, the runtime
+    /// shows it with its on-disk owners: files of host uid 0 are not hook root's (sandbox-run
+    /// idmaps such a layer; an OCI bundle cannot idmap an overlay layer).
     #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
     pub lowers: Vec<PathBuf>,
     /// The upper directory that receives every write.
@@ -103,28 +106,19 @@ pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
         Some(work) => absolute(work)?,
         None => out.join("work"),
     };
-    let mut env = vec![
-        (
-            "PATH".to_owned(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-        ),
-        ("LANG".to_owned(), "C.UTF-8".to_owned()),
-    ];
-    for (key, value) in args.env {
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value));
-    }
+    let ids = match (args.uid_map, args.gid_map) {
+        (Some(uid), Some(gid)) => IdMapping::Range { uid, gid },
+        _ => IdMapping::for_current_user(),
+    };
     let mut spec = SandboxSpec::new(
-        args.lowers
-            .iter()
-            .map(|l| absolute(l))
-            .collect::<Result<_, _>>()?,
+        lowers(&args.lowers, &ids)?,
         absolute(&args.upper)?,
         work.clone(),
         args.charm_path.clone(),
         args.command,
-        env,
+        command_env(args.env),
     );
+    spec.ids = ids;
     if let Some(cwd) = args.cwd {
         spec.cwd = cwd;
     }
@@ -141,9 +135,6 @@ pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
     spec.limits.memory_bytes = args.memory;
     spec.limits.pids = args.pids;
     spec.limits.cpu = args.cpu;
-    if let (Some(uid), Some(gid)) = (args.uid_map, args.gid_map) {
-        spec.ids = IdMapping::Range { uid, gid };
-    }
     let written = bundle::export_bundle(&spec, &out)?;
     if args.json {
         print_json(&written)?;
@@ -155,33 +146,6 @@ pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
         );
     }
     Ok(ExitStatus::Success)
-}
-
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("resolve {}", path.display()))
-}
-
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, multiplier) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
-        _ => (text, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{text:?} is not a size like 536870912, 512M or 2G"))
-}
-
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err(format!("{text:?} is not KEY=VALUE")),
-    }
 }
 
 fn parse_range(text: &str) -> Result<IdRange, String> {

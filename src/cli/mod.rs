@@ -4,6 +4,7 @@ mod doctor;
 mod export_bundle;
 mod ingest;
 mod output;
+mod parse;
 mod sandbox_run;
 mod verify;
 

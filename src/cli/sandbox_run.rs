@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hookbox::sandbox::{self, BindMount, Image, Network, RunOptions, SandboxSpec};
+use hookbox::sandbox::{self, BindMount, IdMapping, Image, Network, RunOptions, SandboxSpec};
+
+use super::parse::{absolute, command_env, lowers, parse_bytes, parse_env};
 
 /// Arguments of `hookbox sandbox-run`.
 #[derive(Debug, Args)]
@@ -19,7 +21,10 @@ use hookbox::sandbox::{self, BindMount, Image, Network, RunOptions, SandboxSpec}
                   Example: hookbox sandbox-run --lower charm/ --upper /tmp/up -- ls -la"
 )]
 pub struct SandboxRunArgs {
-    /// A read-only lower layer; repeat for more, top (newest) first.
+    /// A read-only lower layer; repeat for more, top (newest) first. As root, a layer whose
+    /// directory belongs to host uid 0 (a charm base) is idmapped onto the sandbox's id range,
+    /// so hook root owns what host root owns; one that belongs to the range's root (a layer
+    /// committed from an upper dir) is used as is.
     #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
     pub lowers: Vec<PathBuf>,
     /// The upper directory that receives every write.
@@ -109,28 +114,16 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
         (None, Some(dir)) => dir.path().to_owned(),
         (None, None) => unreachable!("a work dir is either given or created"),
     };
-    let mut env = vec![
-        (
-            "PATH".to_owned(),
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
-        ),
-        ("LANG".to_owned(), "C.UTF-8".to_owned()),
-    ];
-    for (key, value) in args.env {
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value));
-    }
+    let ids = IdMapping::for_current_user();
     let mut spec = SandboxSpec::new(
-        args.lowers
-            .iter()
-            .map(|l| absolute(l))
-            .collect::<Result<_, _>>()?,
+        lowers(&args.lowers, &ids)?,
         absolute(&args.upper)?,
         absolute(&work)?,
         args.charm_path.clone(),
         args.command,
-        env,
+        command_env(args.env),
     );
+    spec.ids = ids;
     if let Some(cwd) = args.cwd {
         spec.cwd = cwd;
     }
@@ -188,10 +181,6 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     Ok(report.outcome.exit_code().clamp(0, 255) as u8)
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
-    std::path::absolute(path).with_context(|| format!("resolve {}", path.display()))
-}
-
 fn work_dir_beside(upper: &Path) -> anyhow::Result<tempfile::TempDir> {
     let upper = absolute(upper)?;
     let parent = upper
@@ -214,48 +203,11 @@ fn remove_work_dir(dir: tempfile::TempDir) {
     let _ = dir.close();
 }
 
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, multiplier) = match text.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&text[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&text[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&text[..i], 1 << 30),
-        _ => (text, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{text:?} is not a size like 536870912, 512M or 2G"))
-}
-
 fn parse_bind(text: &str) -> Result<(PathBuf, PathBuf), String> {
     match text.split_once(':') {
         Some((host, inside)) if !host.is_empty() && inside.starts_with('/') => {
             Ok((PathBuf::from(host), PathBuf::from(inside)))
         }
         _ => Err(format!("{text:?} is not HOST:/ABSOLUTE/SANDBOX/PATH")),
-    }
-}
-
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
-        _ => Err(format!("{text:?} is not KEY=VALUE")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_bytes("512M"), Ok(512 << 20));
-        assert_eq!(parse_bytes("1024"), Ok(1024));
-        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
-        assert!(parse_bytes("12X").is_err());
-        assert!(parse_bytes("0").is_err());
     }
 }

@@ -25,6 +25,7 @@ use oci_spec::runtime::{
     ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
+use super::seccomp;
 use super::spec::{IdMapping, IdRange, Network, SandboxSpec};
 use crate::exit::{ClassifyExit, ExitStatus};
 
@@ -55,65 +56,6 @@ const KEPT_CAPABILITIES: [Capability; 12] = [
     Capability::SysChroot,
     Capability::AuditWrite,
     Capability::Setfcap,
-];
-
-/// Syscalls the sandbox's seccomp filter refuses with EPERM (the same list, by name, as
-/// `sandbox::seccomp`).
-const DENIED_SYSCALLS: [&str; 33] = [
-    // Loading code into the kernel (init_module(2), kexec_load(2)).
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "kexec_load",
-    "kexec_file_load",
-    "bpf",
-    // Kernel attack surface a hook has no use for.
-    "perf_event_open",
-    "userfaultfd",
-    // open_by_handle_at(2) escapes a bind mount (the "shocker" exploit).
-    "open_by_handle_at",
-    "name_to_handle_at",
-    // Kernel keyrings are not namespaced (keyctl(2)).
-    "keyctl",
-    "add_key",
-    "request_key",
-    // Tracing other processes.
-    "ptrace",
-    "process_vm_readv",
-    "process_vm_writev",
-    // Machine state.
-    "reboot",
-    "swapon",
-    "swapoff",
-    "acct",
-    "syslog",
-    // Changing the mount tree.
-    "mount",
-    "umount2",
-    "fsopen",
-    "fsconfig",
-    "fsmount",
-    "fspick",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    "pivot_root",
-    // Joining other namespaces.
-    "setns",
-    // clone3(2) is refused separately, with ENOSYS (see `seccomp_profile`).
-    "clone3",
-];
-
-/// Namespace flags of clone(2) and unshare(2) the filter refuses.
-const NAMESPACE_FLAGS: [u64; 8] = [
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWCGROUP as u64,
-    libc::CLONE_NEWTIME as u64,
 ];
 
 /// Errors writing a bundle. Bad input is reported before anything is written.
@@ -256,7 +198,7 @@ fn check_layers(spec: &SandboxSpec, out: &Path) -> Result<(), BundleError> {
     let mut layers: Vec<(&'static str, &Path)> = spec
         .lowers
         .iter()
-        .map(|l| ("lower layer", l.as_path()))
+        .map(|l| ("lower layer", l.path.as_path()))
         .collect();
     layers.push(("upper dir", &spec.upper));
     layers.push(("work dir", &spec.work));
@@ -480,7 +422,7 @@ fn overlay_options(spec: &SandboxSpec) -> Vec<String> {
     let lowers: Vec<String> = spec
         .lowers
         .iter()
-        .map(|l| l.display().to_string())
+        .map(|l| l.path.display().to_string())
         .collect();
     vec![
         format!("lowerdir={}", lowers.join(":")),
@@ -624,24 +566,21 @@ pub fn seccomp_profile() -> Result<LinuxSeccomp, BundleError> {
             .errno_ret(errno as u32)
             .build()?)
     };
-    let denied: Vec<String> = DENIED_SYSCALLS
-        .iter()
-        .filter(|&&name| name != "clone3")
-        .map(|name| name.to_string())
-        .collect();
-    let mut syscalls = vec![errno(denied, libc::EPERM)?];
-    for flag in NAMESPACE_FLAGS {
+    let names = |list: &[(&str, i64)]| list.iter().map(|&(name, _)| name.to_owned()).collect();
+    let mut syscalls = vec![errno(names(seccomp::DENIED), libc::EPERM)?];
+    for &flag in seccomp::NAMESPACE_FLAGS {
+        let flag = flag as u32 as u64;
         let arg = LinuxSeccompArgBuilder::default()
             .index(0usize)
             .value(flag)
             .value_two(flag)
             .op(LinuxSeccompOperator::ScmpCmpMaskedEq)
             .build()?;
-        let mut rule = errno(vec!["clone".into(), "unshare".into()], libc::EPERM)?;
+        let mut rule = errno(names(seccomp::NAMESPACE_FLAGGED), libc::EPERM)?;
         rule.set_args(Some(vec![arg]));
         syscalls.push(rule);
     }
-    syscalls.push(errno(vec!["clone3".into()], libc::ENOSYS)?);
+    syscalls.push(errno(names(seccomp::NOT_IMPLEMENTED), libc::ENOSYS)?);
     Ok(LinuxSeccompBuilder::default()
         .default_action(LinuxSeccompAction::ScmpActAllow)
         .syscalls(syscalls)
@@ -798,95 +737,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn denied_syscalls_match_the_sandbox_filter() {
-        // Every name must be a syscall of this architecture, or runtimes skip it silently.
-        let numbers = [
-            libc::SYS_init_module,
-            libc::SYS_finit_module,
-            libc::SYS_delete_module,
-            libc::SYS_kexec_load,
-            libc::SYS_kexec_file_load,
-            libc::SYS_bpf,
-            libc::SYS_perf_event_open,
-            libc::SYS_userfaultfd,
-            libc::SYS_open_by_handle_at,
-            libc::SYS_name_to_handle_at,
-            libc::SYS_keyctl,
-            libc::SYS_add_key,
-            libc::SYS_request_key,
-            libc::SYS_ptrace,
-            libc::SYS_process_vm_readv,
-            libc::SYS_process_vm_writev,
-            libc::SYS_reboot,
-            libc::SYS_swapon,
-            libc::SYS_swapoff,
-            libc::SYS_acct,
-            libc::SYS_syslog,
-            libc::SYS_mount,
-            libc::SYS_umount2,
-            libc::SYS_fsopen,
-            libc::SYS_fsconfig,
-            libc::SYS_fsmount,
-            libc::SYS_fspick,
-            libc::SYS_move_mount,
-            libc::SYS_open_tree,
-            libc::SYS_mount_setattr,
-            libc::SYS_pivot_root,
-            libc::SYS_setns,
-            libc::SYS_clone3,
-        ];
-        assert_eq!(numbers.len(), DENIED_SYSCALLS.len());
-        let unique: HashSet<&str> = DENIED_SYSCALLS.into_iter().collect();
-        assert_eq!(unique.len(), DENIED_SYSCALLS.len());
-
-        // The same rules compiled with seccompiler give exactly the sandbox's own filter, so
-        // the two lists cannot drift apart.
-        use seccompiler::{
-            SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-            SeccompRule,
-        };
-        let mut rules: std::collections::BTreeMap<i64, Vec<SeccompRule>> = numbers
-            .iter()
-            .filter(|&&nr| nr != libc::SYS_clone3)
-            .map(|&nr| (nr, Vec::new()))
-            .collect();
-        for nr in [libc::SYS_unshare, libc::SYS_clone] {
-            let per_flag = NAMESPACE_FLAGS
-                .iter()
-                .map(|&flag| {
-                    let condition = SeccompCondition::new(
-                        0,
-                        SeccompCmpArgLen::Dword,
-                        SeccompCmpOp::MaskedEq(flag),
-                        flag,
-                    )
-                    .unwrap();
-                    SeccompRule::new(vec![condition]).unwrap()
-                })
-                .collect();
-            rules.insert(nr, per_flag);
-        }
-        let arch = std::env::consts::ARCH.try_into().unwrap();
-        let ours: seccompiler::BpfProgram = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::EPERM as u32),
-            arch,
-        )
-        .unwrap()
-        .try_into()
-        .unwrap();
-        let [sandbox_deny, _clone3] = crate::sandbox::seccomp::filters().unwrap();
-        let encode = |program: &seccompiler::BpfProgram| {
-            program
-                .iter()
-                .map(|i| (i.code, i.jt, i.jf, i.k))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(encode(&ours), encode(&sandbox_deny));
-    }
-
-    #[test]
     fn paths_are_made_relative_to_the_root() {
         assert_eq!(
             inside(Path::new("/var/lib/juju/agents/unit-a-0/charm")),
@@ -901,7 +751,11 @@ mod tests {
         let json = serde_json::to_value(&profile).unwrap();
         assert_eq!(json["defaultAction"], "SCMP_ACT_ALLOW");
         let syscalls = json["syscalls"].as_array().unwrap();
-        assert_eq!(syscalls.len(), 1 + NAMESPACE_FLAGS.len() + 1);
+        assert_eq!(syscalls.len(), 1 + seccomp::NAMESPACE_FLAGS.len() + 1);
+        assert_eq!(
+            syscalls[0]["names"].as_array().unwrap().len(),
+            seccomp::DENIED.len()
+        );
         assert_eq!(syscalls[0]["errnoRet"], libc::EPERM);
         assert!(
             syscalls[0]["names"]

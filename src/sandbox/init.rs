@@ -163,9 +163,10 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     block_handled_signals().step(|| "block signals".into())?;
     // New user, mount, pid, ipc, uts and (unless host networking) net namespaces.
     nix::sched::unshare(namespace_flags(spec)).step(|| "create namespaces".into())?;
-    // The runner writes our uid/gid maps (it holds the privilege for a range) and puts us in
-    // the run's cgroups.
-    request_id_map(control).step(|| "wait for the id map".into())?;
+    // The runner writes our uid/gid maps (it holds the privilege for a range), puts us in
+    // the run's cgroups and, as root, sends the host-owned lower layers as mounts idmapped
+    // with our user namespace.
+    let idmapped = request_id_map(control).step(|| "wait for the id map".into())?;
     // A cgroup namespace rooted at the run's cgroup.
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .step(|| "create the cgroup namespace".into())?;
@@ -173,14 +174,17 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     become_root(&spec.ids).step(|| "become root of the user namespace".into())?;
     // Fork pid 1 of the new pid namespace.
     match sys::fork_single_threaded().step(|| "fork the sandbox init".into())? {
-        Forked::Child => container_init(control, start),
-        Forked::Parent(init) => relay(init),
+        Forked::Child => container_init(control, start, idmapped),
+        Forked::Parent(init) => {
+            drop(idmapped);
+            relay(init)
+        }
     }
 }
 
 /// Stage 2: pid 1 of the sandbox.
-fn container_init(control: &UnixStream, start: &Start) -> ! {
-    match build_sandbox(start) {
+fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -> ! {
+    match build_sandbox(start, idmapped) {
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
     }
@@ -200,7 +204,7 @@ fn container_init(control: &UnixStream, start: &Start) -> ! {
 }
 
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
-fn build_sandbox(start: &Start) -> Result<(), Failure> {
+fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let spec = &start.spec;
     let root = Path::new(NEW_ROOT);
     // Die with the helper.
@@ -219,8 +223,8 @@ fn build_sandbox(start: &Start) -> Result<(), Failure> {
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .step(|| "make the mount tree private".into())?;
-    // The charm overlay, detached until the root exists.
-    let overlay = create_overlay(spec)?;
+    // The overlay's directories, held open before the new root covers the host's /tmp.
+    let layers = open_layers(spec, idmapped)?;
     // Detached read-only copies of the image's host directories, devices and extra binds.
     let image = capture_image(spec)?;
     let devices = capture_devices()?;
@@ -228,6 +232,8 @@ fn build_sandbox(start: &Start) -> Result<(), Failure> {
     // The new root: a tmpfs.
     mount_tmpfs(root, "mode=0755").step(|| format!("mount the root tmpfs at {NEW_ROOT}"))?;
     let root_dir = open_dir(root).step(|| "open the new root".into())?;
+    // The charm overlay, detached until the root is built.
+    let overlay = create_overlay(spec, &root_dir, root, layers)?;
     // The image: the host's /usr, /bin, /lib*, /etc read-only (or symlinks where the host
     // has symlinks, as with merged /usr).
     attach_image(&root_dir, image)?;
@@ -350,11 +356,14 @@ fn block_handled_signals() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)
 }
 
-fn request_id_map(control: &UnixStream) -> io::Result<()> {
+/// Asks the runner for the id maps; returns the idmapped lower layers it sends with its
+/// go-ahead, one per [`SandboxSpec::idmapped_lowers`].
+fn request_id_map(control: &UnixStream) -> io::Result<Vec<OwnedFd>> {
     let pid = rustix::process::getpid().as_raw_nonzero().get();
     protocol::send(control, &HelperMessage::NeedIdMap { pid })?;
-    let Proceed = protocol::receive(control)?;
-    Ok(())
+    let (Proceed { .. }, idmapped) =
+        protocol::receive_with_rights(control, |p: &Proceed| p.idmapped_lowers)?;
+    Ok(idmapped)
 }
 
 fn become_root(ids: &IdMapping) -> nix::Result<()> {
@@ -428,31 +437,128 @@ fn bring_up_loopback() -> io::Result<()> {
     sys::set_interface_up(socket.as_fd(), "lo")
 }
 
+/// The overlay's directories, held open before the new root covers the host's `/tmp`.
+struct Layers {
+    /// The lower layers, top first.
+    lowers: Vec<LowerSource>,
+    /// The upper dir (`O_PATH`).
+    upper: OwnedFd,
+    /// The work dir (`O_PATH`).
+    work: OwnedFd,
+}
+
+/// Where a lower layer comes from.
+enum LowerSource {
+    /// A host directory (`O_PATH`).
+    Host(OwnedFd),
+    /// A detached mount the runner idmapped with our user namespace.
+    Idmapped(OwnedFd),
+}
+
+/// Opens the overlay's host directories and pairs the idmapped mounts with their layers.
+fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Failure> {
+    let at = || format!("mount overlay at {}", spec.charm_path.display());
+    let open_path = |path: &Path| {
+        rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let mut idmapped = idmapped.into_iter();
+    let root_mode = matches!(spec.ids, IdMapping::Range { .. });
+    let lowers = spec
+        .lowers
+        .iter()
+        .map(|lower| {
+            let layer = || format!("{}: lower layer {}", at(), lower.path.display());
+            if root_mode && lower.idmap {
+                idmapped
+                    .next()
+                    .map(LowerSource::Idmapped)
+                    .ok_or(rustix::io::Errno::BADF)
+                    .step(|| format!("{}: no idmapped mount from the runner", layer()))
+            } else {
+                open_path(&lower.path).map(LowerSource::Host).step(layer)
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Layers {
+        lowers,
+        upper: open_path(&spec.upper)
+            .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?,
+        work: open_path(&spec.work)
+            .step(|| format!("{}: work dir {}", at(), spec.work.display()))?,
+    })
+}
+
 /// The overlay: `lowerdir+` once per layer (so 50+ layers never hit the page-size limit of
 /// a `lowerdir=` string), `upperdir`, `workdir`, `userxattr` (overlayfs in a user namespace),
-/// `volatile`.
-fn create_overlay(spec: &SandboxSpec) -> Result<OwnedFd, Failure> {
+/// `volatile`; every directory given by descriptor (`FSCONFIG_SET_FD`, Linux 6.13).
+/// overlayfs clones only mounts of our own mount namespace, so the idmapped layers are
+/// attached on a staging tmpfs under the new root (`.hookbox-layers/N`) while the overlay is
+/// created, then the staging tmpfs is detached with all of them in one unmount.
+fn create_overlay(
+    spec: &SandboxSpec,
+    root_dir: &OwnedFd,
+    root: &Path,
+    layers: Layers,
+) -> Result<OwnedFd, Failure> {
     let at = || format!("mount overlay at {}", spec.charm_path.display());
+    let staging = Path::new(".hookbox-layers");
+    let mut staged = false;
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
-    for lower in &spec.lowers {
-        rustix::mount::fsconfig_set_string(&fs, "lowerdir+", lower)
-            .step(|| format!("{}: lower layer {}", at(), lower.display()))?;
+    for (index, (lower, source)) in spec.lowers.iter().zip(layers.lowers).enumerate() {
+        let layer = || format!("{}: lower layer {}", at(), lower.path.display());
+        match source {
+            LowerSource::Host(dir) => {
+                rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?
+            }
+            LowerSource::Idmapped(mount) => {
+                if !staged {
+                    create_dirs(root_dir, staging)
+                        .and_then(|()| mount_tmpfs(&root.join(staging), "mode=0700"))
+                        .step(|| format!("{}: mount the staging tmpfs", at()))?;
+                }
+                let target = staging.join(index.to_string());
+                attach(root_dir, mount, &target, true)
+                    .step(|| format!("{}: attach the idmapped mount", layer()))?;
+                staged = true;
+                let dir = rustix::fs::openat(
+                    root_dir,
+                    &target,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .step(layer)?;
+                rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?;
+            }
+        }
     }
-    rustix::mount::fsconfig_set_string(&fs, "upperdir", &spec.upper)
+    rustix::mount::fsconfig_set_fd(&fs, "upperdir", layers.upper.as_fd())
         .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?;
-    rustix::mount::fsconfig_set_string(&fs, "workdir", &spec.work)
+    rustix::mount::fsconfig_set_fd(&fs, "workdir", layers.work.as_fd())
         .step(|| format!("{}: work dir {}", at(), spec.work.display()))?;
     rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(at)?;
     // No sync of the whole upper filesystem at unmount (it costs ~10 ms on ext4): a failed
     // run's layer is discarded anyway, and the runner syncs a layer when it commits it.
     rustix::mount::fsconfig_set_flag(&fs, "volatile").step(at)?;
     rustix::mount::fsconfig_create(&fs).step(at)?;
-    rustix::mount::fsmount(
+    let overlay = rustix::mount::fsmount(
         &fs,
         FsMountFlags::FSMOUNT_CLOEXEC,
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
-    .step(at)
+    .step(at)?;
+    // The overlay holds private clones of its layers: the staging tmpfs leaves the new root
+    // with every staged mount on it.
+    if staged {
+        rustix::mount::unmount(root.join(staging), UnmountFlags::DETACH)
+            .step(|| format!("{}: detach {}", at(), staging.display()))?;
+        rustix::fs::unlinkat(root_dir, staging, rustix::fs::AtFlags::REMOVEDIR)
+            .step(|| format!("{}: remove {}", at(), staging.display()))?;
+    }
+    Ok(overlay)
 }
 
 /// One entry of the image: a read-only bind of a host directory, or a symlink to recreate.

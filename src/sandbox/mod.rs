@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::exit::{ClassifyExit, ExitStatus};
 
 pub use run::{OutputLine, RunOptions, RunReport, Stream, run};
-pub use spec::{BindMount, IdMapping, IdRange, Image, Limits, Network, SandboxSpec};
+pub use spec::{BindMount, IdMapping, IdRange, Image, Limits, Lower, Network, SandboxSpec};
 
 /// The argv[1] that makes the hookbox binary act as the sandbox helper.
 pub const INIT_ARG: &str = "__sandbox-init";

@@ -1,16 +1,22 @@
 //! The messages between the runner and the sandbox helper, over the control socket that is
 //! the helper's stdin. Each frame is a little-endian `u32` length and that many bytes of JSON.
 //!
-//! runner → helper: [`Start`], then [`Proceed`] once the id maps are written.
+//! runner → helper: [`Start`], then [`Proceed`] once the id maps are written, carrying the
+//! idmapped lower layers as `SCM_RIGHTS` descriptors (the first batch with the frame's first
+//! byte, further batches of at most [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one
+//! [`RIGHTS_MARKER`] byte).
 //! helper → runner: [`HelperMessage::NeedIdMap`], then either
 //! [`HelperMessage::SetupFailed`] or [`HelperMessage::Finished`]. The socket is close-on-exec
 //! in the command, so a command that execs cleanly never sees it.
 
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 use serde::{Deserialize, Serialize};
 
 use super::spec::SandboxSpec;
+use crate::sys;
 
 /// Frames larger than this are refused (a spec is a few kilobytes).
 pub const MAX_FRAME: usize = 16 << 20;
@@ -30,7 +36,14 @@ pub struct Start {
 
 /// The runner's go-ahead after writing the id maps and joining the cgroups.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Proceed;
+pub struct Proceed {
+    /// How many idmapped mounts travel with this frame: one per
+    /// [`SandboxSpec::idmapped_lowers`], in that order.
+    pub idmapped_lowers: usize,
+}
+
+/// The byte that carries a further batch of descriptors after a frame.
+pub const RIGHTS_MARKER: u8 = b'F';
 
 /// What the helper reports.
 #[derive(Debug, Serialize, Deserialize)]
@@ -93,4 +106,64 @@ pub fn receive<T: for<'de> Deserialize<'de>>(mut input: impl Read) -> io::Result
     let mut body = vec![0u8; len];
     input.read_exact(&mut body)?;
     decode(&body)
+}
+
+/// Reads one frame with blocking I/O (helper side), with the descriptors that arrive with
+/// it, then `expected(&frame)` descriptors in all (further batches on [`RIGHTS_MARKER`]
+/// bytes).
+pub fn receive_with_rights<T: for<'de> Deserialize<'de>>(
+    socket: &UnixStream,
+    expected: impl FnOnce(&T) -> usize,
+) -> io::Result<(T, Vec<OwnedFd>)> {
+    let mut fds = Vec::new();
+    let mut len = [0u8; 4];
+    read_exact_with_rights(socket, &mut len, &mut fds)?;
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
+    }
+    let mut body = vec![0u8; len];
+    read_exact_with_rights(socket, &mut body, &mut fds)?;
+    let value: T = decode(&body)?;
+    let count = expected(&value);
+    while fds.len() < count {
+        let mut marker = [0u8; 1];
+        read_exact_with_rights(socket, &mut marker, &mut fds)?;
+        if marker[0] != RIGHTS_MARKER {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "expected a batch of descriptors",
+            ));
+        }
+    }
+    if fds.len() != count {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("expected {count} descriptors, got {}", fds.len()),
+        ));
+    }
+    Ok((value, fds))
+}
+
+fn read_exact_with_rights(
+    socket: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let (n, received) = match sys::receive_with_rights(socket.as_fd(), &mut buf[filled..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => result?,
+        };
+        fds.extend(received);
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        filled += n;
+    }
+    Ok(())
 }

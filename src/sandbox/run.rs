@@ -2,19 +2,22 @@
 //! async process itself never forks), writes its id maps, puts it in the run's cgroups,
 //! captures the output, enforces the timeout and turns the end into a [`RunReport`].
 
-use std::os::fd::OwnedFd;
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::cgroup::LimitPlan;
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
 use super::spec::{IdMapping, IdRange, SandboxSpec};
 use super::{INIT_ARG, LimitKind, Outcome, SandboxError};
+use crate::sys;
 
 /// How [`run`] supervises a sandbox.
 #[derive(Debug, Clone)]
@@ -154,6 +157,22 @@ async fn supervise(
     let protocol_error = |what| move |source| SandboxError::Protocol { what, source };
     let (ours, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(protocol_error("create the socket"))?;
+    // The spec goes into the socket before the helper exists, so the helper reads it at once
+    // instead of waiting for the runner to be scheduled again; whatever does not fit in the
+    // socket buffer follows once the helper runs.
+    let start = protocol::encode(&Start {
+        spec: spec.clone(),
+        runner_pid: std::process::id() as i32,
+        rlimit_memory: plan.rlimit_memory,
+        rlimit_pids: plan.rlimit_pids,
+    });
+    ours.set_nonblocking(true)
+        .map_err(protocol_error("configure the socket"))?;
+    let written = match (&ours).write(&start) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(protocol_error("send the spec")(e)),
+    };
     let started = Instant::now();
     let mut command = tokio::process::Command::new(&opts.helper);
     command
@@ -170,8 +189,6 @@ async fn supervise(
     // Our copy of the helper's end must close, or we would never see it hang up.
     drop(command);
     let pid = child.id().expect("a just-spawned child has a pid");
-    ours.set_nonblocking(true)
-        .map_err(protocol_error("configure the socket"))?;
     let mut control =
         tokio::net::UnixStream::from_std(ours).map_err(protocol_error("register the socket"))?;
 
@@ -190,14 +207,9 @@ async fn supervise(
         started,
     ));
 
-    let start = Start {
-        spec: spec.clone(),
-        runner_pid: std::process::id() as i32,
-        rlimit_memory: plan.rlimit_memory,
-        rlimit_pids: plan.rlimit_pids,
-    };
     let handshake = async {
-        send(&mut control, &start)
+        control
+            .write_all(&start[written..])
             .await
             .map_err(protocol_error("send the spec"))?;
         match receive(&mut control).await {
@@ -212,8 +224,12 @@ async fn supervise(
             }
         }
         write_id_maps(pid, &spec.ids)?;
+        let idmapped = idmap_lowers(pid, spec)?;
         plan.join(pid)?;
-        send(&mut control, &Proceed)
+        let proceed = Proceed {
+            idmapped_lowers: idmapped.len(),
+        };
+        send_with_rights(&mut control, &protocol::encode(&proceed), &idmapped)
             .await
             .map_err(protocol_error("send the go-ahead"))
     };
@@ -286,8 +302,38 @@ fn setup_failed(step: String, errno: i32) -> SandboxError {
     }
 }
 
-async fn send<T: Serialize>(out: &mut (impl AsyncWrite + Unpin), value: &T) -> std::io::Result<()> {
-    out.write_all(&protocol::encode(value)).await
+/// Sends `frame` with `fds` attached: the first batch with the frame, each further batch on
+/// one [`protocol::RIGHTS_MARKER`] byte.
+async fn send_with_rights(
+    control: &mut tokio::net::UnixStream,
+    frame: &[u8],
+    fds: &[OwnedFd],
+) -> std::io::Result<()> {
+    let mut batches = fds.chunks(sys::MAX_RIGHTS_PER_MESSAGE);
+    let first = batches.next().unwrap_or_default();
+    let sent = send_batch(control, frame, first).await?;
+    control.write_all(&frame[sent..]).await?;
+    for batch in batches {
+        send_batch(control, &[protocol::RIGHTS_MARKER], batch).await?;
+    }
+    Ok(())
+}
+
+async fn send_batch(
+    control: &tokio::net::UnixStream,
+    bytes: &[u8],
+    fds: &[OwnedFd],
+) -> std::io::Result<usize> {
+    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    loop {
+        control.writable().await?;
+        match control.try_io(tokio::io::Interest::WRITABLE, || {
+            sys::send_with_rights(control.as_fd(), bytes, &fds)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
+    }
 }
 
 async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<HelperMessage> {
@@ -369,6 +415,42 @@ fn prepare_upper(spec: &SandboxSpec) -> Result<(), SandboxError> {
             .map_err(SandboxError::host("give the id range's root", dir))?;
     }
     Ok(())
+}
+
+/// As root, each lower layer owned by host ids as a detached mount idmapped with the helper's
+/// user namespace (whose maps are written): open_tree(2) `OPEN_TREE_CLONE`, then
+/// mount_setattr(2) `MOUNT_ATTR_IDMAP`. Only these syscalls, no fork: the helper attaches
+/// the mounts as overlay layers. Rootless, none are needed.
+fn idmap_lowers(pid: u32, spec: &SandboxSpec) -> Result<Vec<OwnedFd>, SandboxError> {
+    use rustix::mount::OpenTreeFlags;
+    let mut lowers = spec.idmapped_lowers().peekable();
+    if lowers.peek().is_none() {
+        return Ok(Vec::new());
+    }
+    let namespace = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    let userns = rustix::fs::open(
+        &namespace,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| SandboxError::host("open the sandbox's user namespace", &namespace)(e.into()))?;
+    lowers
+        .map(|lower| {
+            let clone = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                &lower.path,
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(|e| {
+                SandboxError::host("clone the mount of lower layer", &lower.path)(e.into())
+            })?;
+            sys::idmap_mount(clone.as_fd(), userns.as_fd(), true)
+                .map_err(SandboxError::host("idmap lower layer", &lower.path))?;
+            Ok(clone)
+        })
+        .collect()
 }
 
 /// Writes `/proc/<pid>/{setgroups,uid_map,gid_map}` for the helper (user_namespaces(7)).

@@ -13,55 +13,58 @@ use seccompiler::{
     SeccompRule, TargetArch,
 };
 
-/// Syscalls refused outright.
-const DENIED: &[i64] = &[
+/// Syscalls refused outright with EPERM, by name (as OCI seccomp profiles name them) and
+/// number. `export-bundle` writes the same list into its profile.
+pub const DENIED: &[(&str, i64)] = &[
     // Loading code into the kernel (init_module(2), kexec_load(2)).
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_bpf,
+    ("init_module", libc::SYS_init_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("delete_module", libc::SYS_delete_module),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("bpf", libc::SYS_bpf),
     // Kernel attack surface a hook has no use for (perf_event_open(2), userfaultfd(2)).
-    libc::SYS_perf_event_open,
-    libc::SYS_userfaultfd,
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("userfaultfd", libc::SYS_userfaultfd),
     // open_by_handle_at(2) escapes a bind mount (the "shocker" exploit).
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
     // Kernel keyrings are not namespaced (keyctl(2)).
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
+    ("keyctl", libc::SYS_keyctl),
+    ("add_key", libc::SYS_add_key),
+    ("request_key", libc::SYS_request_key),
     // Tracing other processes (ptrace(2), process_vm_*).
-    libc::SYS_ptrace,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
+    ("ptrace", libc::SYS_ptrace),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
     // Machine state.
-    libc::SYS_reboot,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_acct,
-    libc::SYS_syslog,
+    ("reboot", libc::SYS_reboot),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("acct", libc::SYS_acct),
+    ("syslog", libc::SYS_syslog),
     // Changing the mount tree (mount(2), the new mount API, pivot_root(2)).
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
-    libc::SYS_mount_setattr,
-    libc::SYS_pivot_root,
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("fsopen", libc::SYS_fsopen),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fspick", libc::SYS_fspick),
+    ("move_mount", libc::SYS_move_mount),
+    ("open_tree", libc::SYS_open_tree),
+    ("mount_setattr", libc::SYS_mount_setattr),
+    ("pivot_root", libc::SYS_pivot_root),
     // Joining other namespaces (setns(2)).
-    libc::SYS_setns,
+    ("setns", libc::SYS_setns),
 ];
 
-/// Syscalls refused when their first argument (the flags) asks for a new namespace.
-const NAMESPACE_FLAGGED: &[i64] = &[libc::SYS_unshare, libc::SYS_clone];
+/// Syscalls refused with EPERM when their first argument (the flags) asks for a new
+/// namespace.
+pub const NAMESPACE_FLAGGED: &[(&str, i64)] =
+    &[("clone", libc::SYS_clone), ("unshare", libc::SYS_unshare)];
 
-/// The namespace flags of clone(2) and unshare(2).
-const NAMESPACE_FLAGS: &[i32] = &[
+/// The namespace flags of clone(2) and unshare(2) that [`NAMESPACE_FLAGGED`] refuses.
+pub const NAMESPACE_FLAGS: &[i32] = &[
     libc::CLONE_NEWUSER,
     libc::CLONE_NEWNS,
     libc::CLONE_NEWPID,
@@ -79,13 +82,16 @@ const ARCH: TargetArch = TargetArch::aarch64;
 #[cfg(target_arch = "riscv64")]
 const ARCH: TargetArch = TargetArch::riscv64;
 
+/// Refused with ENOSYS rather than EPERM: clone3(2), see [`filters`].
+pub const NOT_IMPLEMENTED: &[(&str, i64)] = &[("clone3", libc::SYS_clone3)];
+
 /// The two filters to install, in order: the deny list (EPERM), then clone3 → ENOSYS.
 /// clone3(2) passes its flags in memory that seccomp cannot inspect, so it is refused with
 /// ENOSYS, which makes glibc fall back to clone(2), where the flags are checked.
 pub fn filters() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
-        DENIED.iter().map(|&nr| (nr, Vec::new())).collect();
-    for &nr in NAMESPACE_FLAGGED {
+        DENIED.iter().map(|&(_, nr)| (nr, Vec::new())).collect();
+    for &(_, nr) in NAMESPACE_FLAGGED {
         let per_flag = NAMESPACE_FLAGS
             .iter()
             .map(|&flag| {
@@ -108,7 +114,10 @@ pub fn filters() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
         ARCH,
     )?;
     let clone3 = SeccompFilter::new(
-        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        NOT_IMPLEMENTED
+            .iter()
+            .map(|&(_, nr)| (nr, Vec::new()))
+            .collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         ARCH,
@@ -118,11 +127,27 @@ pub fn filters() -> Result<[BpfProgram; 2], seccompiler::BackendError> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn filters_compile_quickly() {
         let start = std::time::Instant::now();
-        let [deny, clone3] = super::filters().unwrap();
+        let [deny, clone3] = filters().unwrap();
         assert!(deny.len() > 40 && !clone3.is_empty());
         assert!(start.elapsed() < std::time::Duration::from_millis(5));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<&str> = DENIED
+            .iter()
+            .chain(NAMESPACE_FLAGGED)
+            .chain(NOT_IMPLEMENTED)
+            .map(|&(name, _)| name)
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count);
     }
 }

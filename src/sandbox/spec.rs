@@ -31,7 +31,7 @@ pub fn default_charm_path(application: &str, unit_number: u32) -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSpec {
     /// Read-only lower layers of the charm overlay, top (newest) first. At least one.
-    pub lowers: Vec<PathBuf>,
+    pub lowers: Vec<Lower>,
     /// The overlay's upper directory: every write of the run lands here. The overlay is
     /// mounted `volatile`: nothing syncs the upper at unmount, so whoever commits the layer
     /// syncs it (syncfs or fsync) before making it part of the state.
@@ -60,6 +60,53 @@ pub struct SandboxSpec {
     pub binds: Vec<BindMount>,
     /// How hook uids and gids map to host ids.
     pub ids: IdMapping,
+}
+
+/// One read-only lower layer of the charm overlay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lower {
+    /// The layer directory on the host.
+    pub path: PathBuf,
+    /// The layer's files belong to host ids, not to the sandbox's id range: a charm base
+    /// unpacked into the store by root is owned by host uid 0. When hookbox runs as root
+    /// ([`IdMapping::Range`]) such a layer is mounted idmapped onto the range
+    /// (mount_setattr(2) `MOUNT_ATTR_IDMAP` with the sandbox's user namespace), so hook root
+    /// owns what host root owns and can copy it up. A layer committed from a run's upper dir
+    /// was written by the mapped root, is already owned by the range and must not be shifted
+    /// again (`false`). Rootless runs ignore the flag: the caller's files already map to 0.
+    pub idmap: bool,
+}
+
+impl Lower {
+    /// A layer used as it is on disk (a committed layer, or any rootless layer).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            idmap: false,
+        }
+    }
+
+    /// A layer owned by host ids (a charm base), idmapped onto the range when run as root.
+    pub fn idmapped(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            idmap: true,
+        }
+    }
+
+    /// The layer at `path`, idmapped when `ids` is a root-mode range and the directory
+    /// belongs to host uid 0 (a charm base), as is otherwise (a layer the range's root
+    /// wrote). For command lines, where the caller does not say which kind a layer is. A
+    /// path that cannot be inspected is taken as is: the sandbox setup then names the error.
+    pub fn by_owner(path: impl Into<PathBuf>, ids: &IdMapping) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let path = path.into();
+        let idmap = match ids {
+            IdMapping::Rootless { .. } => false,
+            IdMapping::Range { .. } => std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0),
+        };
+        Self { path, idmap }
+    }
 }
 
 /// Network isolation of a sandbox.
@@ -231,7 +278,7 @@ impl SandboxSpec {
     /// A spec with the defaults a hook gets: no network, the host image, the caller's id
     /// mapping, `cwd` = `charm_path`, no limits, no extra binds, the env given.
     pub fn new(
-        lowers: Vec<PathBuf>,
+        lowers: Vec<Lower>,
         upper: PathBuf,
         work: PathBuf,
         charm_path: PathBuf,
@@ -253,6 +300,13 @@ impl SandboxSpec {
             binds: Vec::new(),
             ids: IdMapping::for_current_user(),
         }
+    }
+
+    /// The lower layers the runner must hand to the helper as idmapped mounts: those marked
+    /// [`Lower::idmap`], when hookbox runs as root. Rootless, none.
+    pub fn idmapped_lowers(&self) -> impl Iterator<Item = &Lower> {
+        let root_mode = matches!(self.ids, IdMapping::Range { .. });
+        self.lowers.iter().filter(move |l| root_mode && l.idmap)
     }
 
     /// The value of `name` in the spec's environment.
@@ -279,7 +333,7 @@ impl SandboxSpec {
             return Err("no command".to_owned());
         }
         for lower in &self.lowers {
-            absolute("lower layer", lower)?;
+            absolute("lower layer", &lower.path)?;
         }
         absolute("upper dir", &self.upper)?;
         absolute("work dir", &self.work)?;
@@ -342,7 +396,7 @@ mod tests {
     #[test]
     fn spec_round_trips_through_json() {
         let mut spec = SandboxSpec::new(
-            vec!["/l1".into(), "/l2".into()],
+            vec![Lower::idmapped("/l1"), Lower::new("/l2")],
             "/u".into(),
             "/w".into(),
             default_charm_path("app", 0),
@@ -363,7 +417,7 @@ mod tests {
     #[test]
     fn relative_paths_are_refused() {
         let spec = SandboxSpec::new(
-            vec!["rel".into()],
+            vec![Lower::new("rel")],
             "/u".into(),
             "/w".into(),
             "/c".into(),

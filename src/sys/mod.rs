@@ -2,7 +2,7 @@
 //! expose as `unsafe` or not at all. Each wrapper states the invariant it relies on.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The result of [`fork`], seen from each side.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +101,8 @@ pub mod mount_attr {
     pub const NODEV: u64 = 0x0000_0004;
     /// No execution.
     pub const NOEXEC: u64 = 0x0000_0008;
+    /// Idmap the mount with the user namespace `userns_fd` names.
+    pub const IDMAP: u64 = 0x0010_0000;
 }
 
 /// The kernel's `struct mount_attr` (linux/mount.h), version 0 (32 bytes).
@@ -115,11 +117,29 @@ struct MountAttr {
 /// `mount_setattr(2)` on the mount `fd` refers to (an `open_tree` or `fsmount` result), with
 /// `AT_RECURSIVE` when `recursive`: sets the `MOUNT_ATTR_*` bits in `set`.
 pub fn set_mount_attributes(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Result<()> {
+    mount_setattr(fd, set, 0, recursive)
+}
+
+/// `mount_setattr(2)` with `MOUNT_ATTR_IDMAP | MOUNT_ATTR_RDONLY`: the detached mount `fd`
+/// (an `open_tree(OPEN_TREE_CLONE)` result, not yet attached and not idmapped) shows its
+/// files' ids through the id map of the user namespace `userns` (a `/proc/<pid>/ns/user`
+/// descriptor). The caller needs `CAP_SYS_ADMIN` over that namespace.
+pub fn idmap_mount(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
+    let userns = u64::try_from(userns.as_raw_fd()).expect("descriptors are non-negative");
+    mount_setattr(
+        fd,
+        mount_attr::IDMAP | mount_attr::RDONLY,
+        userns,
+        recursive,
+    )
+}
+
+fn mount_setattr(fd: BorrowedFd<'_>, set: u64, userns_fd: u64, recursive: bool) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
-        userns_fd: 0,
+        userns_fd,
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
@@ -142,4 +162,69 @@ pub fn set_mount_attributes(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// The most descriptors one `SCM_RIGHTS` message carries (the kernel's `SCM_MAX_FD` is 253).
+pub const MAX_RIGHTS_PER_MESSAGE: usize = 250;
+
+/// `sendmsg(2)` of `bytes` on the Unix socket `socket` with `fds` attached as `SCM_RIGHTS`
+/// (at most [`MAX_RIGHTS_PER_MESSAGE`]). Returns the bytes sent, which may be fewer on a
+/// non-blocking socket; the descriptors travel with the first byte.
+pub fn send_with_rights(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    assert!(fds.len() <= MAX_RIGHTS_PER_MESSAGE, "too many descriptors");
+    let raw: Vec<i32> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let control = [ControlMessage::ScmRights(&raw)];
+    let control: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &control };
+    let iov = [io::IoSlice::new(bytes)];
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &iov,
+        control,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(io::Error::from)
+}
+
+/// `recvmsg(2)` into `buf` on the Unix socket `socket`, taking ownership of the descriptors
+/// that arrive as `SCM_RIGHTS` (received close-on-exec). Returns the bytes read (0 at end of
+/// stream) and the descriptors.
+pub fn receive_with_rights(
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Vec<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; MAX_RIGHTS_PER_MESSAGE]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let message = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    let mut truncated = message.flags.contains(MsgFlags::MSG_CTRUNC);
+    for control in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = control {
+            for fd in raw {
+                // SAFETY: the kernel has just installed `fd` in our descriptor table for this
+                // message; nothing else in the process knows or owns it.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        } else {
+            truncated = true;
+        }
+    }
+    if truncated {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "unexpected or truncated control message",
+        ));
+    }
+    Ok((message.bytes, fds))
 }
