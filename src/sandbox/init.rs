@@ -31,7 +31,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
 use super::seccomp;
-use super::spec::{IdMapping, Network, SandboxSpec};
+use super::spec::{HandlerLookup, IdMapping, Network, SandboxSpec};
 use crate::sys::{self, Forked};
 
 /// The lowest descriptor the control socket moves to when it leaves stdin.
@@ -188,8 +188,19 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
     }
+    // Handler discovery, inside the new root (DESIGN rule 1).
+    let program = match &start.spec.handler {
+        None => None,
+        Some(lookup) => match find_handler(lookup) {
+            Some(path) => Some(path),
+            None => {
+                let _ = protocol::send(control, &HelperMessage::HandlerMissing);
+                sys::exit_immediately(0)
+            }
+        },
+    };
     let command = match sys::fork_single_threaded().step(|| "fork the command".into()) {
-        Ok(Forked::Child) => exec_command(&start.spec, start),
+        Ok(Forked::Child) => exec_command(&start.spec, start, program.as_deref()),
         Ok(Forked::Parent(pid)) => pid,
         Err(failure) => report_failure(control, failure),
     };
@@ -272,9 +283,26 @@ fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Stage 3: the command, forked from pid 1.
-fn exec_command(spec: &SandboxSpec, start: &Start) -> ! {
-    match prepare_and_exec(spec, start) {
+/// The handler to exec: an executable regular `dispatch` (stat(2) inside the sandbox, so a
+/// symlink resolves in the hook's world), else whatever exists at the hook path (lstat(2):
+/// a dangling symlink or a file without exec bit is still "there" and fails at exec).
+fn find_handler(lookup: &HandlerLookup) -> Option<&Path> {
+    let dispatch_is_executable = rustix::fs::stat(&lookup.dispatch).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            && st.st_mode & 0o111 != 0
+    });
+    if dispatch_is_executable {
+        return Some(&lookup.dispatch);
+    }
+    rustix::fs::lstat(&lookup.hook)
+        .is_ok()
+        .then_some(lookup.hook.as_path())
+}
+
+/// Stage 3: the command, forked from pid 1 (`program` replaces `argv` when handler lookup
+/// chose it).
+fn exec_command(spec: &SandboxSpec, start: &Start, program: Option<&Path>) -> ! {
+    match prepare_and_exec(spec, start, program) {
         Err(failure) => {
             // The command could not start: report it on its stderr and exit as a shell would
             // (126 not executable, 127 not found), so it is a failed command, not a broken
@@ -297,6 +325,7 @@ fn exec_command(spec: &SandboxSpec, start: &Start) -> ! {
 fn prepare_and_exec(
     spec: &SandboxSpec,
     start: &Start,
+    program: Option<&Path>,
 ) -> Result<std::convert::Infallible, Failure> {
     // Default signal mask; a session of its own so only the init's forwarding reaches it.
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
@@ -307,7 +336,14 @@ fn prepare_and_exec(
     // Resource limits (setrlimit(2)); cgroups enforce the rest.
     set_rlimits(spec, start).step(|| "set resource limits".into())?;
     // The command's path and arguments, resolved before the filter is installed.
-    let (path, argv, env) = command_line(spec)?;
+    let (path, argv, env) = match program {
+        None => command_line(spec)?,
+        Some(program) => {
+            let mut spec = spec.clone();
+            spec.argv = vec![program.to_string_lossy().into_owned()];
+            command_line(&spec)?
+        }
+    };
     // Capabilities: the bounding set and the permitted/effective/inheritable sets.
     drop_capabilities().step(|| "drop capabilities".into())?;
     // No privilege gain through exec (setuid binaries, file capabilities).
