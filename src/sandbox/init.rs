@@ -38,8 +38,18 @@ use crate::sys::{self, Forked};
 const CONTROL_FD: i32 = 3;
 
 /// Where the new root tmpfs is assembled before `pivot_root`. Every host path the sandbox
-/// needs is captured as a detached mount before this tmpfs covers the host's `/tmp`.
-const NEW_ROOT: &str = "/tmp";
+/// needs is captured as a detached mount before this tmpfs covers the directory. A detached
+/// clone of a path *under* the covered directory can no longer be attached (move_mount(2)
+/// fails with EINVAL, Linux 6.18), so the covered directory must not be where bind sources
+/// live: `/mnt` (FHS: for temporary mounts by the administrator) when it exists, `/tmp`
+/// (where per-run sockets and test state usually are) only as the fallback.
+fn new_root() -> &'static str {
+    if Path::new("/mnt").is_dir() {
+        "/mnt"
+    } else {
+        "/tmp"
+    }
+}
 
 /// Capabilities the command keeps (in its user namespace only): Docker's default set minus
 /// `NET_RAW` and `MKNOD`. Never `SYS_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `DAC_READ_SEARCH`.
@@ -200,7 +210,7 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
         },
     };
     let command = match sys::fork_single_threaded().step(|| "fork the command".into()) {
-        Ok(Forked::Child) => exec_command(&start.spec, start, program.as_deref()),
+        Ok(Forked::Child) => exec_command(&start.spec, start, program),
         Ok(Forked::Parent(pid)) => pid,
         Err(failure) => report_failure(control, failure),
     };
@@ -217,7 +227,7 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
 fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let spec = &start.spec;
-    let root = Path::new(NEW_ROOT);
+    let root = Path::new(new_root());
     // Die with the helper.
     die_with_parent(None).step(|| "set the parent death signal".into())?;
     // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
@@ -241,7 +251,8 @@ fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let devices = capture_devices()?;
     let binds = capture_binds(spec)?;
     // The new root: a tmpfs.
-    mount_tmpfs(root, "mode=0755").step(|| format!("mount the root tmpfs at {NEW_ROOT}"))?;
+    mount_tmpfs(root, "mode=0755")
+        .step(|| format!("mount the root tmpfs at {}", root.display()))?;
     let root_dir = open_dir(root).step(|| "open the new root".into())?;
     // The charm overlay, detached until the root is built.
     let overlay = create_overlay(spec, &root_dir, root, layers)?;
