@@ -8,5 +8,6 @@ mod layers;
 mod merge;
 mod sandbox;
 mod security;
+mod store;
 mod tools;
 mod util;

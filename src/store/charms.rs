@@ -1,5 +1,6 @@
-//! The charm store: `charms/sha256-<hex>/{tree/,charm.json}`, one immutable, read-only charm
-//! base per canonical digest, shared by every unit that uses it.
+//! The charm store: `charms/sha256-<hex>/{tree/,charm.json,listing.bin}`, one immutable,
+//! read-only charm base per canonical digest (with its listing cached, so an upgrade does not
+//! hash it again), shared by every unit that uses it.
 //!
 //! A charm enters the store through a private staging directory under `staging/` (same
 //! filesystem), which is renamed into place in one step once it is complete and durable; a
@@ -15,6 +16,7 @@ use rustix::fs::{Mode, OFlags, RenameFlags};
 use serde::{Deserialize, Serialize};
 
 use super::digest::CharmDigest;
+use super::merge::{LISTING_CACHE_FILE, Listing, MergeError};
 use super::{StateRoot, StoreError, atomic, fsops};
 
 /// The file beside `tree/` describing a stored charm.
@@ -120,6 +122,27 @@ impl CharmStore {
     /// The record of a stored charm; `Ok(None)` when it is not stored.
     pub fn record(&self, digest: &CharmDigest) -> Result<Option<CharmRecord>, StoreError> {
         atomic::read_json(&self.entry_path(digest).join(RECORD_FILE))
+    }
+
+    /// `charms/sha256-<hex>/listing.bin`: the charm base's listing, written at ingest.
+    pub fn listing_path(&self, digest: &CharmDigest) -> PathBuf {
+        self.entry_path(digest).join(LISTING_CACHE_FILE)
+    }
+
+    /// The listing of a stored charm base: the cache ingest wrote, checked against the
+    /// digest ([`Listing::load`]); when it is missing, or rejected (a warning says why), the
+    /// tree is walked and hashed again ([`Listing::read_tree`]).
+    pub fn listing(&self, digest: &CharmDigest) -> Result<Listing, MergeError> {
+        let cache = self.listing_path(digest);
+        match Listing::load(&cache, digest) {
+            Ok(Some(listing)) => return Ok(listing),
+            Ok(None) => {}
+            Err(err @ MergeError::BadCache { .. }) => {
+                tracing::warn!(path = %cache.display(), error = %err, "ignoring a cached listing");
+            }
+            Err(err) => return Err(err),
+        }
+        Listing::read_tree(&self.tree_path(digest))
     }
 
     /// Every stored charm, by digest.

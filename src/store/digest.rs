@@ -360,6 +360,107 @@ mod tests {
     }
 
     #[test]
+    fn a_three_thousand_deep_tree_walks_with_a_small_stack_and_two_fds() {
+        const DEPTH: usize = 3000;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("deep");
+        fs::create_dir(&root).unwrap();
+        // Built relative to fds: the full path is far over PATH_MAX.
+        let mut fd = fsops::open_dir(&root).unwrap();
+        for _ in 0..DEPTH {
+            rustix::fs::mkdirat(&fd, "d", Mode::from_raw_mode(0o755)).unwrap();
+            fd = fsops::open_beneath(&fd, "d", fsops::DIR_FLAGS).unwrap();
+        }
+        let file = fsops::create_exclusive(&fd, "leaf", 0o644).unwrap();
+        std::io::Write::write_all(&mut std::fs::File::from(file), b"leaf").unwrap();
+        drop(fd);
+
+        let fds_before = fs::read_dir("/proc/self/fd").unwrap().count();
+        let walked = root.clone();
+        // A recursive walk would overflow this stack (and hold 3,000 fds).
+        let (entries, fds_during) = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                let mut most = 0;
+                let mut entries = Vec::new();
+                walk_tree_with(&walked, Access::AsIs, &mut |entry, _| {
+                    if entry.path.len() % 1000 == 1 {
+                        most = most.max(fs::read_dir("/proc/self/fd").unwrap().count());
+                    }
+                    entries.push(entry);
+                })
+                .map(|()| (entries, most))
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(fds_during <= fds_before + 3, "{fds_during} fds open");
+        assert_eq!(entries.len(), DEPTH + 1);
+        let leaf = entries.last().unwrap();
+        assert_eq!(leaf.path.len(), DEPTH * 2 + 4);
+        assert!(leaf.path.ends_with(b"d/d/leaf"));
+        assert!(matches!(leaf.kind, EntryKind::File { size: 4, .. }));
+        // The same walk through the public API gives the same digest every time.
+        let again = root.clone();
+        let digests = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || (tree_digest(&again).unwrap(), tree_digest(&again).unwrap()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(digests.0, digests.1);
+        crate::store::squash::remove_tree(&root).unwrap();
+    }
+
+    #[test]
+    fn unreadable_entries_are_opened_up_only_when_asked_and_put_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("locked/inner")).unwrap();
+        fs::write(root.join("locked/inner/f"), "f").unwrap();
+        fs::write(root.join("secret"), "s").unwrap();
+        fs::set_permissions(root.join("secret"), fs::Permissions::from_mode(0o000)).unwrap();
+        fs::set_permissions(root.join("locked/inner"), fs::Permissions::from_mode(0o100)).unwrap();
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let mode = |p: &str| {
+            fs::symlink_metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        if rustix::process::geteuid().is_root() {
+            // Root reads everything anyway: nothing to open up, nothing changes.
+            assert_eq!(walk_tree(root).unwrap().len(), 4);
+        } else {
+            let err = walk_tree(root).unwrap_err();
+            assert!(err.to_string().contains("locked"), "{err}");
+        }
+        let mut seen = Vec::new();
+        walk_tree_with(root, Access::OpenUp, &mut |entry, _| seen.push(entry)).unwrap();
+        seen.sort_by(|a, b| a.path.cmp(&b.path));
+        let listed: Vec<_> = seen
+            .iter()
+            .map(|e| (String::from_utf8(e.path.clone()).unwrap(), e.mode))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("locked".to_owned(), 0o000),
+                ("locked/inner".to_owned(), 0o100),
+                ("locked/inner/f".to_owned(), 0o644),
+                ("secret".to_owned(), 0o000),
+            ]
+        );
+        assert!(matches!(seen[3].kind, EntryKind::File { size: 1, .. }));
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(mode("locked/inner"), 0o100);
+        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        assert_eq!((mode("locked"), mode("secret")), (0o000, 0o000));
+    }
+
+    #[test]
     fn listing_order_does_not_matter() {
         let file = |p: &str| TreeEntry {
             path: p.as_bytes().to_vec(),

@@ -173,6 +173,61 @@ pub(crate) fn open_file_forcing(dir: impl AsFd, name: &CStr) -> Result<OwnedFd> 
     }
 }
 
+/// A directory opened beneath a root through directories some of which had to be opened up
+/// (a hook may `chmod 000` a directory of its layer); their modes are put back when this is
+/// dropped.
+pub(crate) struct ForcedDir {
+    fd: OwnedFd,
+    opened_up: Vec<(OwnedFd, u32)>,
+}
+
+impl ForcedDir {
+    /// The directory.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+}
+
+impl Drop for ForcedDir {
+    fn drop(&mut self) {
+        for (dir, mode) in self.opened_up.drain(..).rev() {
+            if let Err(err) = rustix::fs::fchmod(&dir, Mode::from_raw_mode(mode)) {
+                tracing::warn!(error = %err, mode = format!("{mode:o}"), "cannot put back the mode of a directory opened up to read it");
+            }
+        }
+    }
+}
+
+/// Opens the directory at `path` (several components) beneath `root` like [`open_beneath`];
+/// when a directory on the way denies us and we own it, it is opened up (`u+rwx`) until the
+/// returned [`ForcedDir`] is dropped.
+pub(crate) fn open_dir_path_forcing(root: impl AsFd, path: &[u8]) -> Result<ForcedDir> {
+    match open_beneath(&root, path, DIR_FLAGS) {
+        Ok(fd) => {
+            return Ok(ForcedDir {
+                fd,
+                opened_up: Vec::new(),
+            });
+        }
+        Err(Errno::ACCESS) => {}
+        Err(e) => return Err(e),
+    }
+    let mut dir = ForcedDir {
+        fd: rustix::io::fcntl_dupfd_cloexec(&root, 0)?,
+        opened_up: Vec::new(),
+    };
+    for component in path.split(|c| *c == b'/') {
+        let name = CString::new(component).map_err(|_| Errno::INVAL)?;
+        let (fd, restore) = open_dir_forcing(&dir.fd, &name)?;
+        if let Some(mode) = restore {
+            dir.opened_up
+                .push((rustix::io::fcntl_dupfd_cloexec(&fd, 0)?, mode));
+        }
+        dir.fd = fd;
+    }
+    Ok(dir)
+}
+
 /// Gives us `u+rwx` on a directory we are about to fill or empty (no-op when present).
 pub(crate) fn make_traversable(dir: impl AsFd) -> Result<()> {
     let stat = rustix::fs::fstat(&dir)?;

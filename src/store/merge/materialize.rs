@@ -286,21 +286,20 @@ fn place_file(
     let file_name = OsStr::from_bytes(file_name);
     for (layer_fd, layer) in layer_fds.iter().zip(layers) {
         let source_path = layer.join(OsStr::from_bytes(rel));
-        // The source's directory, resolved beneath the layer root without any symlink.
+        // The source's directory, resolved beneath the layer root without any symlink (and
+        // opened up, until this file is placed, where a hook made it unreadable).
         let opened_dir;
         let source_dir = match dir_rel {
             None => layer_fd,
-            Some(dir_rel) => {
-                match open_beneath(layer_fd, dir_rel, OFlags::PATH | OFlags::DIRECTORY) {
-                    Ok(fd) => {
-                        opened_dir = fd;
-                        &opened_dir
-                    }
-                    // Not in this layer (or hidden by a whiteout, file or symlink on the way).
-                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
-                    Err(e) => return Err(errno("open", &source_path)(e)),
+            Some(dir_rel) => match fsops::open_dir_path_forcing(layer_fd, dir_rel) {
+                Ok(dir) => {
+                    opened_dir = dir;
+                    opened_dir.fd()
                 }
-            }
+                // Not in this layer (or hidden by a whiteout, file or symlink on the way).
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
+                Err(e) => return Err(errno("open", &source_path)(e)),
+            },
         };
         let stat = match rustix::fs::statat(source_dir, file_name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
@@ -310,7 +309,10 @@ fn place_file(
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(changed(source_path));
         }
-        let source = open_beneath(source_dir, file_name, OFlags::RDONLY | OFlags::NONBLOCK)
+        // A hook may have made its file unreadable (mode 000): opened up for the read only.
+        let file_name_c = std::ffi::CString::new(file_name.as_bytes())
+            .map_err(|_| errno("open", &source_path)(Errno::INVAL))?;
+        let source = fsops::open_file_forcing(source_dir, &file_name_c)
             .map_err(errno("open", &source_path))?;
         let opened = rustix::fs::fstat(&source).map_err(errno("stat", &source_path))?;
         let mut reader = std::fs::File::from(source);
