@@ -184,7 +184,7 @@ pub(crate) fn walk_tree_with(
         let mode = stat.st_mode & 0o777;
         let kind = match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
-                let (child, restore) = open_child_dir(&current, &name, &stat, access)
+                let (child, restore) = open_child_dir(&current, &name, access)
                     .map_err(|e| at("open directory", &here())(e))?;
                 let child_stat = rustix::fs::fstat(&child).map_err(|e| at("stat", &here())(e))?;
                 let names =
@@ -254,26 +254,12 @@ pub(crate) fn walk_tree_with(
 fn open_child_dir(
     dir: &OwnedFd,
     name: &CStr,
-    stat: &rustix::fs::Stat,
     access: Access,
 ) -> rustix::io::Result<(OwnedFd, Option<u32>)> {
-    let euid = rustix::process::geteuid();
-    let locked = access == Access::OpenUp
-        && !euid.is_root()
-        && stat.st_uid == euid.as_raw()
-        && stat.st_mode & 0o500 != 0o500;
-    if locked {
-        let mode = stat.st_mode & 0o7777;
-        rustix::fs::chmodat(
-            dir,
-            name,
-            Mode::from_raw_mode(mode | 0o700),
-            AtFlags::empty(),
-        )?;
-        let fd = fsops::open_beneath(dir, name, fsops::DIR_FLAGS)?;
-        return Ok((fd, Some(mode)));
+    match access {
+        Access::AsIs => fsops::open_beneath(dir, name, fsops::DIR_FLAGS).map(|fd| (fd, None)),
+        Access::OpenUp => fsops::open_dir_forcing(dir, name),
     }
-    fsops::open_beneath(dir, name, fsops::DIR_FLAGS).map(|fd| (fd, None))
 }
 
 fn at(action: &'static str, path: &Path) -> impl FnOnce(rustix::io::Errno) -> StoreError {

@@ -124,12 +124,23 @@ pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd> {
     rustix::fs::open(path, DIR_FLAGS | OFlags::CLOEXEC, Mode::empty())
 }
 
-/// Opens the child directory `name` of `dir`; when its mode denies us (a hook may `chmod
-/// 000` a directory) and we own it, adds `u+rwx` first and returns the mode to restore.
+/// Opens the child directory `name` of `dir`; when its mode denies us listing or searching
+/// it (a hook may `chmod 000` a directory) and we own it, adds `u+rwx` and returns the mode
+/// to restore.
 pub(crate) fn open_dir_forcing(dir: impl AsFd, name: &CStr) -> Result<(OwnedFd, Option<u32>)> {
     let dir = dir.as_fd();
     match open_beneath(dir, name, DIR_FLAGS) {
-        Ok(fd) => Ok((fd, None)),
+        Ok(fd) => {
+            // Readable but not searchable (e.g. 0400): its entries cannot be stat'ed yet.
+            let stat = rustix::fs::fstat(&fd)?;
+            let euid = rustix::process::geteuid();
+            if stat.st_mode & 0o500 != 0o500 && !euid.is_root() && stat.st_uid == euid.as_raw() {
+                let mode = stat.st_mode & 0o7777;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode | 0o700))?;
+                return Ok((fd, Some(mode)));
+            }
+            Ok((fd, None))
+        }
         Err(Errno::ACCESS) => {
             let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
             if !FileType::from_raw_mode(stat.st_mode).is_dir() {

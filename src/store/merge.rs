@@ -112,18 +112,7 @@ impl MergeError {
 
 impl From<super::fsops::FsError> for MergeError {
     fn from(err: super::fsops::FsError) -> Self {
-        match err {
-            super::fsops::FsError::Io {
-                action,
-                path,
-                source,
-            } => Self::Io {
-                action,
-                path,
-                source,
-            },
-            moved @ super::fsops::FsError::Moved { .. } => Self::Walk(moved.into()),
-        }
+        Self::Walk(err.into())
     }
 }
 
