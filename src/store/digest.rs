@@ -3,7 +3,7 @@
 //! zip; the same digest compares charm directories byte for byte in tests and recovery.
 //!
 //! The walk never follows a symlink: every step is relative to an open directory fd and goes
-//! through [`super::fsops`] (`openat2` beneath the directory, `O_NOFOLLOW`,
+//! through the store's `fsops` primitives (`openat2` beneath the directory, `O_NOFOLLOW`,
 //! `AT_SYMLINK_NOFOLLOW`).
 
 use std::ffi::{CStr, CString};
