@@ -16,15 +16,18 @@ cd "$(dirname "$SELF")/.."
 
 RUNS=${BENCH_RUNS:-200}
 
-# The median wall time of RUNS runs of "$@", in milliseconds.
+# The median wall time of RUNS runs of "$@", in milliseconds. BENCH_PREPARE, when set, is a
+# command run (untimed) before each run; BENCH_WARMUP sets the untimed warm-up runs (10).
 median_ms() {
   if command -v hyperfine >/dev/null 2>&1; then
     local json errors
     json=$(mktemp)
     errors=$(mktemp)
     # Outlier warnings go to $errors; they are shown only when the run fails.
-    if ! hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$json" \
-      -- "$(printf '%q ' "$@")" >/dev/null 2>"$errors"; then
+    local prepare=()
+    [ -n "${BENCH_PREPARE:-}" ] && prepare=(--prepare "$BENCH_PREPARE")
+    if ! hyperfine -N --style none --warmup "${BENCH_WARMUP:-10}" --runs "$RUNS" "${prepare[@]}" \
+      --export-json "$json" -- "$(printf '%q ' "$@")" >/dev/null 2>"$errors"; then
       cat "$errors" >&2
       rm -f "$json" "$errors"
       return 1
@@ -34,6 +37,7 @@ median_ms() {
   else
     local i start end times=()
     for ((i = 0; i < RUNS; i++)); do
+      [ -n "${BENCH_PREPARE:-}" ] && sh -c "$BENCH_PREPARE" >/dev/null
       start=$(date +%s%N)
       "$@" >/dev/null
       end=$(date +%s%N)
@@ -51,6 +55,9 @@ if [ "${1:-}" = __median ]; then
   median_ms "$@"
   exit 0
 fi
+
+# Internal: `bench.sh __git_commits TREES DIR`, the git side of bench_merge from nothing (see
+# git_commits; defined below, so dispatched at the end).
 
 # The hookbox binary to benchmark: $HOOKBOX, else a fresh release build.
 hookbox_binary() {
@@ -349,6 +356,128 @@ bench_units() {
   rm -rf "$dir"
 }
 
+# Upgrade merge (issue 5): a unit with 1,000 runtime files over a 20,000-file charm, three-way
+# merged onto a new charm revision, against `git merge` of the same three trees committed to a
+# git repository (what the original Juju deployer did).
+#
+# The trees: 200 directories of 100 files (~200 bytes each) plus metadata.yaml; the new charm
+# changes 500 files, adds 200 and deletes 100; the runtime layer (an overlay upper, whiteouts
+# included) adds 800 files, rewrites 200 charm files the new charm left alone and deletes 20.
+# No conflict, so both tools do the whole merge.
+#
+# hookbox: examples/merge_bench (release), the library path `hookbox upgrade` will take: both
+# bases' listings from the store (the listing.bin ingest cached, digest-checked), flatten the
+# runtime layer, merge, materialise the new layer (hard links, fsyncs) in a fresh directory.
+# git: only `git merge` is timed (the deployer's repository is ready: before each run, untimed,
+# `git reset --hard` to the runtime commit); the total with the three commits and the
+# checkout of the charm dir is timed too, from the same trees.
+bench_merge() {
+  local BENCH_DIR="$PWD/target/bench/merge" RUNS="${BENCH_MERGE_RUNS:-7}"
+  local hookbox
+  hookbox=$(hookbox_binary)
+  cargo build --release -q --example merge_bench >&2
+  local merge_bench="$PWD/target/release/examples/merge_bench"
+  if [ ! -f "$BENCH_DIR/ready" ]; then
+    echo "bench_merge: generating the trees (once) in $BENCH_DIR"
+    chmod -R u+rwX "$BENCH_DIR" 2>/dev/null || true
+    rm -rf "$BENCH_DIR" && mkdir -p "$BENCH_DIR"
+    python3 - "$BENCH_DIR" <<'PY'
+import os, shutil, stat, sys
+out = sys.argv[1]
+old, new, layer, view = (os.path.join(out, n) for n in ("old", "new", "layer", "view"))
+def content(seed):
+    return (seed + "\n") * (200 // (len(seed) + 1) + 1)
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+for root in (old,):
+    write(f"{root}/metadata.yaml", "name: bench\nsummary: merge benchmark\n")
+    for d in range(200):
+        for f in range(100):
+            write(f"{root}/d{d:03}/f{f:03}", content(f"{d}-{f}"))
+shutil.copytree(old, new)
+shutil.copytree(old, view)
+for i in range(500):
+    write(f"{new}/d{i // 5:03}/f{i % 5:03}", content(f"new {i}"))
+for i in range(200):
+    write(f"{new}/d{i // 2:03}/added{i % 2}", content(f"add {i}"))
+for i in range(100):
+    os.remove(f"{new}/d{i:03}/f007")
+os.makedirs(layer)
+for i in range(800):
+    d = f"state{i // 50}" if i < 400 else f"d{100 + (i - 400) // 4:03}"
+    for root in (layer, view):
+        write(f"{root}/{d}/runtime{i}", content(f"rt {i}"))
+for i in range(200):
+    rel = f"d{100 + i // 2:03}/f{50 + i % 2:03}"
+    for root in (layer, view):
+        write(f"{root}/{rel}", content(f"mine {i}"))
+for i in range(20):
+    rel = f"d{100 + i:03}/f090"
+    os.mknod(f"{layer}/{rel}", stat.S_IFCHR | 0o000, 0)
+    os.remove(f"{view}/{rel}")
+PY
+    "$hookbox" --root "$BENCH_DIR/root" ingest --json "$BENCH_DIR/old" | jq -r .digest >"$BENCH_DIR/old.digest"
+    "$hookbox" --root "$BENCH_DIR/root" ingest --json "$BENCH_DIR/new" | jq -r .digest >"$BENCH_DIR/new.digest"
+    # The deployer's repository: base, charm and runtime commits, the charm dir checked out at
+    # the runtime commit.
+    git_commits "$BENCH_DIR" "$BENCH_DIR/git" >"$BENCH_DIR/repo.path"
+    touch "$BENCH_DIR/ready"
+  fi
+  local old new repo scratch="$BENCH_DIR/scratch"
+  repo=$(cat "$BENCH_DIR/repo.path")
+  old=$(cat "$BENCH_DIR/old.digest")
+  new=$(cat "$BENCH_DIR/new.digest")
+  chmod -R u+rwX "$scratch" 2>/dev/null || true
+  rm -rf "$scratch" && mkdir -p "$scratch/layers" "$scratch/git"
+  echo "== upgrade merge: 20,000-file charm, 1,000 runtime files, median of $RUNS runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  # One run first: checks the merge succeeds and shows where its time goes.
+  echo "hookbox steps (one run): $("$merge_bench" "$BENCH_DIR/root" "$old" "$new" "$scratch/layers" "$BENCH_DIR/layer")"
+  FIG[merge_hookbox]=$(BENCH_WARMUP=1 median_ms "$merge_bench" "$BENCH_DIR/root" "$old" "$new" "$scratch/layers" "$BENCH_DIR/layer")
+  FIG[merge_git]=$(BENCH_WARMUP=1 BENCH_PREPARE="git -C $repo reset -q --hard runtime-state" \
+    median_ms git -C "$repo" -c user.name=bench -c user.email=bench@localhost merge -q --no-edit charm)
+  git -C "$repo" reset -q --hard runtime-state
+  FIG[merge_git_total]=$(BENCH_WARMUP=1 median_ms "$SELF" __git_commits "$BENCH_DIR" "$scratch/git")
+  printf '%-58s median %s ms\n' \
+    "hookbox merge (listings + flatten + merge + materialise)" "${FIG[merge_hookbox]}" \
+    "git merge (repository ready)" "${FIG[merge_git]}" \
+    "git: three commits + checkout + merge" "${FIG[merge_git_total]}"
+  echo "hookbox / git merge:             $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
+  echo "hookbox / git with its commits:  $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+  echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  chmod -R u+rwX "$scratch" 2>/dev/null || true
+  rm -rf "$scratch"
+}
+
+# The git side of bench_merge: a repository in a new directory under $2 with the trees of $1
+# committed as base, charm and runtime (the deployer's charm dir checked out at runtime),
+# then, when $3 is `merge`, `git merge charm`. Prints the repository.
+git_commits() {
+  local trees="$1" repo
+  mkdir -p "$2"
+  repo=$(mktemp -d "$2/repo-XXXXXX")
+  local git=(git -C "$repo" -c user.name=bench -c user.email=bench@localhost -c init.defaultBranch=base)
+  "${git[@]}" init -q
+  "${git[@]}" --work-tree="$trees/old" add -A
+  "${git[@]}" commit -qm base
+  "${git[@]}" branch charm
+  "${git[@]}" symbolic-ref HEAD refs/heads/charm
+  "${git[@]}" --work-tree="$trees/new" add -A
+  "${git[@]}" commit -qm charm
+  "${git[@]}" symbolic-ref HEAD refs/heads/base
+  "${git[@]}" reset -q base
+  "${git[@]}" checkout -qb runtime
+  "${git[@]}" --work-tree="$trees/view" add -A
+  "${git[@]}" commit -qm runtime
+  "${git[@]}" tag runtime-state
+  "${git[@]}" checkout -q -f runtime
+  if [ "${3:-}" = merge ]; then
+    "${git[@]}" merge -q --no-edit charm
+  fi
+  echo "$repo"
+}
+
 # x/y to two decimals, or "n/a" when either is missing.
 ratio() {
   if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then
@@ -373,9 +502,17 @@ summary() {
     echo "hook ~1000 / hook ~10:                 $(ratio "${FIG[hookN]}" "${FIG[hook10]}")   (target <= 1.2x)"
     echo "deploy of many units:                  ${FIG[units_hps]} hooks/s"
   fi
+  if [ -n "${FIG[merge_hookbox]:-}" ]; then
+    echo "upgrade merge / git merge:            $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
+    echo "upgrade merge / git with its commits: $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+  fi
 }
 
 main() {
+  if [ "${1:-}" = __git_commits ]; then
+    git_commits "$2" "$3" merge >/dev/null
+    return
+  fi
   ensure_tools
   if [ $# -gt 0 ]; then
     for section in "$@"; do "$section"; done
@@ -384,6 +521,7 @@ main() {
     bench_oci
     bench_ingest
     bench_units
+    bench_merge
   fi
   summary
 }

@@ -8,6 +8,7 @@ mod layers;
 mod merge;
 mod sandbox;
 mod security;
+mod store;
 mod tools;
 mod units;
 mod util;

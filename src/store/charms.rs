@@ -1,23 +1,23 @@
-//! The charm store: `charms/sha256-<hex>/{tree/,charm.json}`, one immutable, read-only charm
-//! base per canonical digest, shared by every unit that uses it.
+//! The charm store: `charms/sha256-<hex>/{tree/,charm.json,listing.bin}`, one immutable,
+//! read-only charm base per canonical digest (with its listing cached, so an upgrade does not
+//! hash it again), shared by every unit that uses it.
 //!
 //! A charm enters the store through a private staging directory under `staging/` (same
 //! filesystem), which is renamed into place in one step once it is complete and durable; a
 //! reader sees a whole entry or none.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::fs::{Mode, OFlags, RenameFlags};
 use serde::{Deserialize, Serialize};
 
 use super::digest::CharmDigest;
-use super::{StateRoot, StoreError, atomic};
+use super::merge::{LISTING_CACHE_FILE, Listing, MergeError};
+use super::{StateRoot, StoreError, atomic, fsops};
 
 /// The file beside `tree/` describing a stored charm.
 pub const RECORD_FILE: &str = "charm.json";
@@ -83,13 +83,8 @@ impl Staging {
 
     /// A new fd for `tree/` inside the staging directory.
     pub fn tree_fd(&self) -> Result<OwnedFd, StoreError> {
-        rustix::fs::openat(
-            &self.entry,
-            "tree",
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| StoreError::io("open", self.path.join("tree"))(e.into()))
+        fsops::open_beneath(&self.entry, "tree", fsops::DIR_FLAGS)
+            .map_err(|e| StoreError::io("open", self.path.join("tree"))(e.into()))
     }
 }
 
@@ -129,6 +124,27 @@ impl CharmStore {
         atomic::read_json(&self.entry_path(digest).join(RECORD_FILE))
     }
 
+    /// `charms/sha256-<hex>/listing.bin`: the charm base's listing, written at ingest.
+    pub fn listing_path(&self, digest: &CharmDigest) -> PathBuf {
+        self.entry_path(digest).join(LISTING_CACHE_FILE)
+    }
+
+    /// The listing of a stored charm base: the cache ingest wrote, checked against the
+    /// digest ([`Listing::load`]); when it is missing, or rejected (a warning says why), the
+    /// tree is walked and hashed again ([`Listing::read_tree`]).
+    pub fn listing(&self, digest: &CharmDigest) -> Result<Listing, MergeError> {
+        let cache = self.listing_path(digest);
+        match Listing::load(&cache, digest) {
+            Ok(Some(listing)) => return Ok(listing),
+            Ok(None) => {}
+            Err(err @ MergeError::BadCache { .. }) => {
+                tracing::warn!(path = %cache.display(), error = %err, "ignoring a cached listing");
+            }
+            Err(err) => return Err(err),
+        }
+        Listing::read_tree(&self.tree_path(digest))
+    }
+
     /// Every stored charm, by digest.
     pub fn list(&self) -> Result<Vec<CharmRecord>, StoreError> {
         let dir = self.root.charms_dir();
@@ -163,12 +179,8 @@ impl CharmStore {
             .tempdir_in(&staging)
             .map_err(StoreError::io("create staging directory in", &staging))?;
         let path = dir.keep();
-        let entry = rustix::fs::open(
-            &path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| StoreError::io("open staging directory", &path)(e.into()));
+        let entry = fsops::open_dir(&path)
+            .map_err(|e| StoreError::io("open staging directory", &path)(e.into()));
         let staging = Staging {
             path: path.clone(),
             entry: match entry {
@@ -204,13 +216,8 @@ impl CharmStore {
             source,
         })?;
         json.push(b'\n');
-        let fd = rustix::fs::openat(
-            &staging.entry,
-            RECORD_FILE,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o444),
-        )
-        .map_err(|e| StoreError::io("create", &record_path)(e.into()))?;
+        let fd = fsops::create_exclusive(&staging.entry, RECORD_FILE, 0o444)
+            .map_err(|e| StoreError::io("create", &record_path)(e.into()))?;
         fs::File::from(fd)
             .write_all(&json)
             .map_err(StoreError::io("write", &record_path))?;
@@ -289,55 +296,10 @@ impl CharmStore {
 }
 
 /// Removes `path` and everything below it without following symlinks, making read-only
-/// directories writable first (the store's trees are 0555). A missing path is not an error.
+/// directories writable first (the store's trees are 0555), iteratively with a bounded
+/// number of fds. A missing path is not an error.
 pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let Some(name) = path.file_name() else {
-        return Err(StoreError::io("remove", path)(std::io::Error::from(
-            std::io::ErrorKind::InvalidInput,
-        )));
-    };
-    let dir = rustix::fs::open(
-        parent,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| StoreError::io("open", parent)(e.into()))?;
-    remove_entry(dir.as_fd(), name).map_err(|e| StoreError::io("remove", path)(e.into()))
-}
-
-fn remove_entry(dir: BorrowedFd<'_>, name: &OsStr) -> rustix::io::Result<()> {
-    let stat = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(stat) => stat,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-        let child = rustix::fs::openat(
-            dir,
-            name,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        rustix::fs::fchmod(&child, Mode::from_raw_mode(0o700))?;
-        let mut names = Vec::new();
-        for item in rustix::fs::Dir::read_from(&child)? {
-            let item = item?;
-            let bytes = item.file_name().to_bytes();
-            if bytes != b"." && bytes != b".." {
-                names.push(OsStr::from_bytes(bytes).to_owned());
-            }
-        }
-        for child_name in names {
-            remove_entry(child.as_fd(), &child_name)?;
-        }
-        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
-    } else {
-        rustix::fs::unlinkat(dir, name, AtFlags::empty())
-    }
+    Ok(fsops::remove_tree(path)?)
 }
 
 /// The current time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).

@@ -110,6 +110,12 @@ impl MergeError {
     }
 }
 
+impl From<super::fsops::FsError> for MergeError {
+    fn from(err: super::fsops::FsError) -> Self {
+        Self::Walk(err.into())
+    }
+}
+
 impl ClassifyExit for MergeError {
     fn exit_status(&self) -> ExitStatus {
         ExitStatus::State

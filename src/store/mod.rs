@@ -3,6 +3,7 @@
 pub mod atomic;
 pub mod charms;
 pub mod digest;
+pub(crate) mod fsops;
 pub mod layers;
 pub mod merge;
 pub mod root;
@@ -31,6 +32,13 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A tree changed under a walk: going back up found another directory than the one the
+    /// walk came down from.
+    #[error("directory {path} was moved while it was being walked")]
+    Moved {
+        /// The directory whose parent changed.
+        path: PathBuf,
+    },
     /// A state file could not be encoded or decoded.
     #[error("state file {path} is not valid")]
     Json {
@@ -53,6 +61,23 @@ impl StoreError {
             action,
             path,
             source,
+        }
+    }
+}
+
+impl From<fsops::FsError> for StoreError {
+    fn from(err: fsops::FsError) -> Self {
+        match err {
+            fsops::FsError::Io {
+                action,
+                path,
+                source,
+            } => Self::Io {
+                action,
+                path,
+                source,
+            },
+            fsops::FsError::Moved { path } => Self::Moved { path },
         }
     }
 }

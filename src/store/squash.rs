@@ -39,18 +39,22 @@
 //! directories are deleted after the swap), so a squash costs one `linkat` per file; it
 //! falls back to a copy when linking is refused (`EXDEV`, `EPERM`, `EMLINK`).
 
-use std::ffi::{CStr, CString, OsStr};
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::{CStr, CString};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{
-    AtFlags, Dev, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps, XattrFlags,
-};
+use rustix::fs::{AtFlags, FileType, Mode, Stat, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
 use crate::exit::{ClassifyExit, ExitStatus};
+
+use super::fsops::{
+    self, DIR_FLAGS, FsError, id_of, is_opaque, is_overlay_xattr, join_rel, list_names,
+    make_traversable, make_whiteout, open_beneath, open_dir_forcing, push_component, stat_at,
+    timestamps_of,
+};
+
+pub use super::fsops::OverlayXattrs;
 
 /// Errors of a squash or a tree removal.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,23 @@ pub enum SquashError {
     },
 }
 
+impl From<FsError> for SquashError {
+    fn from(err: FsError) -> Self {
+        match err {
+            FsError::Io {
+                action,
+                path,
+                source,
+            } => Self::Io {
+                action,
+                path,
+                source,
+            },
+            FsError::Moved { path } => Self::Moved { path },
+        }
+    }
+}
+
 impl ClassifyExit for SquashError {
     fn exit_status(&self) -> ExitStatus {
         ExitStatus::State
@@ -97,33 +118,6 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(Errno) -> SquashErro
         path,
         source: e.into(),
     }
-}
-
-/// Which xattr namespace the overlay that uses the layers reads: `user.overlay.*` for
-/// rootless mounts and `-o userxattr` (what hookbox's sandbox mounts), `trusted.overlay.*`
-/// for a privileged mount without it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OverlayXattrs {
-    /// `user.overlay.*`.
-    #[default]
-    User,
-    /// `trusted.overlay.*`.
-    Trusted,
-}
-
-impl OverlayXattrs {
-    /// The name of the opaque-directory xattr.
-    pub fn opaque(self) -> &'static CStr {
-        match self {
-            Self::User => c"user.overlay.opaque",
-            Self::Trusted => c"trusted.overlay.opaque",
-        }
-    }
-}
-
-/// Whether `name` is an overlay-private xattr in either namespace (never copied as data).
-fn is_overlay_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"user.overlay.") || name.starts_with(b"trusted.overlay.")
 }
 
 /// What a squash did.
@@ -161,7 +155,11 @@ pub fn squash_layers(
     if layers.is_empty() {
         return Err(SquashError::NoLayers);
     }
-    let (parent, name) = split_parent(staging)?;
+    let (parent, name) = fsops::split_parent(staging).ok_or_else(|| SquashError::Io {
+        action: "use as squash staging directory",
+        path: staging.to_owned(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
     let parent_fd = open_plain_dir(parent)?;
     match rustix::fs::mkdirat(&parent_fd, name.as_c_str(), Mode::from_raw_mode(0o700)) {
         Ok(()) => {}
@@ -175,7 +173,8 @@ pub fn squash_layers(
     let mut report = SquashReport::default();
     for layer in layers {
         let source = open_plain_dir(layer)?;
-        let target = open_child_dir(&parent_fd, &name, staging)?;
+        let target = open_beneath(&parent_fd, &name, DIR_FLAGS)
+            .map_err(io_err("open directory", staging))?;
         apply_layer(source, layer, target, staging, xattrs, &mut report)?;
     }
     let staging_fd = open_plain_dir(staging)?;
@@ -208,20 +207,20 @@ fn prune_whiteouts(
     let mut current = root;
     let root_stat = rustix::fs::fstat(&current).map_err(io_err("stat", root_path))?;
     let mut stack = vec![Level {
-        names: list_names(&current, root_path)?,
+        names: list_names(&current).map_err(io_err("read directory", root_path))?,
         id: id_of(&root_stat),
         below,
         path_len: 0,
         mode: root_stat.st_mode & 0o7777,
         times: timestamps_of(&root_stat),
     }];
-    make_traversable(&current, root_path)?;
+    make_traversable(&current).map_err(io_err("chmod", root_path))?;
     while let Some(level) = stack.last_mut() {
         let Some(name) = level.names.pop() else {
             let done = stack.pop().expect("a level is on the stack");
             let here = join_rel(root_path, &rel);
             let up = match stack.last() {
-                Some(parent) => Some(open_parent(&current, parent.id, &here)?),
+                Some(parent) => Some(fsops::open_parent(&current, parent.id, &here)?),
                 None => None,
             };
             // Unlinking changed the directory's mtime and mode was opened up: put both back.
@@ -233,16 +232,12 @@ fn prune_whiteouts(
             rel.truncate(done.path_len);
             continue;
         };
-        let path_len = rel.len();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(name.as_bytes());
+        let path_len = push_component(&mut rel, name.as_bytes());
         let here = join_rel(root_path, &rel);
         let stat = rustix::fs::statat(&current, &name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_err("stat", &here))?;
         match FileType::from_raw_mode(stat.st_mode) {
-            FileType::CharacterDevice if stat.st_rdev == 0 => {
+            _ if fsops::is_whiteout(&stat) => {
                 let hides_something = match &level.below {
                     Some(below) => !matches!(
                         rustix::fs::statat(below, &name, AtFlags::SYMLINK_NOFOLLOW),
@@ -257,16 +252,17 @@ fn prune_whiteouts(
                 }
             }
             FileType::Directory => {
-                let (child, _) = open_dir_forcing(&current, &name, &here)?;
+                let (child, _) =
+                    open_dir_forcing(&current, &name).map_err(io_err("open directory", &here))?;
                 let child_below = match &level.below {
                     Some(below) if !is_opaque(&child, xattrs) => {
-                        open_beneath(below, &name, dir_flags()).ok()
+                        open_beneath(below, &name, DIR_FLAGS).ok()
                     }
                     _ => None,
                 };
-                make_traversable(&child, &here)?;
+                make_traversable(&child).map_err(io_err("chmod", &here))?;
                 stack.push(Level {
-                    names: list_names(&child, &here)?,
+                    names: list_names(&child).map_err(io_err("read directory", &here))?,
                     id: id_of(&stat),
                     below: child_below,
                     path_len,
@@ -314,11 +310,11 @@ fn apply_layer(
 
     let mut current_source = source;
     let mut current_target = target;
-    make_traversable(&current_target, target_path)?;
+    make_traversable(&current_target).map_err(io_err("chmod", target_path))?;
     sync_user_xattrs(&current_source, &current_target, target_path)?;
     let root_stat = rustix::fs::fstat(&current_source).map_err(io_err("stat", source_path))?;
     let mut stack = vec![Frame {
-        names: list_names(&current_source, source_path)?,
+        names: list_names(&current_source).map_err(io_err("read directory", source_path))?,
         source_id: id_of(&root_stat),
         target_id: id_of(&rustix::fs::fstat(&current_target).map_err(io_err("stat", target_path))?),
         restore_source_mode: None,
@@ -334,8 +330,8 @@ fn apply_layer(
             if let Some(parent) = stack.last() {
                 let here_src = src_display(&rel);
                 let here_dst = dst_display(&rel);
-                let up_source = open_parent(&current_source, parent.source_id, &here_src)?;
-                let up_target = open_parent(&current_target, parent.target_id, &here_dst)?;
+                let up_source = fsops::open_parent(&current_source, parent.source_id, &here_src)?;
+                let up_target = fsops::open_parent(&current_target, parent.target_id, &here_dst)?;
                 if let Some(mode) = frame.restore_source_mode {
                     rustix::fs::fchmod(&current_source, Mode::from_raw_mode(mode))
                         .map_err(io_err("restore mode of", &here_src))?;
@@ -349,20 +345,17 @@ fn apply_layer(
             }
             continue;
         };
-        let path_len = rel.len();
-        if !rel.is_empty() {
-            rel.push(b'/');
-        }
-        rel.extend_from_slice(name.as_bytes());
+        let path_len = push_component(&mut rel, name.as_bytes());
         let stat = rustix::fs::statat(&current_source, &name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(io_err("stat", &src_display(&rel)))?;
         let file_type = FileType::from_raw_mode(stat.st_mode);
-        let existing = stat_opt(&current_target, &name, &dst_display(&rel))?;
+        let existing =
+            stat_at(&current_target, &name).map_err(io_err("stat", &dst_display(&rel)))?;
         report.entries += 1;
         match file_type {
             FileType::Directory => {
-                let (child_source, restore) =
-                    open_dir_forcing(&current_source, &name, &src_display(&rel))?;
+                let (child_source, restore) = open_dir_forcing(&current_source, &name)
+                    .map_err(io_err("open directory", &src_display(&rel)))?;
                 let opaque = is_opaque(&child_source, xattrs);
                 let existing_is_dir =
                     existing.is_some_and(|s| FileType::from_raw_mode(s.st_mode).is_dir());
@@ -374,20 +367,16 @@ fn apply_layer(
                     rustix::fs::mkdirat(&current_target, &name, Mode::from_raw_mode(0o700))
                         .map_err(io_err("create directory", &dst_display(&rel)))?;
                 }
-                let (child_target, _) =
-                    open_dir_forcing(&current_target, &name, &dst_display(&rel))?;
-                make_traversable(&child_target, &dst_display(&rel))?;
+                let (child_target, _) = open_dir_forcing(&current_target, &name)
+                    .map_err(io_err("open directory", &dst_display(&rel)))?;
+                make_traversable(&child_target).map_err(io_err("chmod", &dst_display(&rel)))?;
                 if mark_opaque {
-                    rustix::fs::fsetxattr(
-                        &child_target,
-                        xattrs.opaque(),
-                        b"y",
-                        XattrFlags::empty(),
-                    )
-                    .map_err(io_err("mark opaque", &dst_display(&rel)))?;
+                    fsops::mark_opaque(&child_target, xattrs)
+                        .map_err(io_err("mark opaque", &dst_display(&rel)))?;
                 }
                 sync_user_xattrs(&child_source, &child_target, &dst_display(&rel))?;
-                let names = list_names(&child_source, &src_display(&rel))?;
+                let names = list_names(&child_source)
+                    .map_err(io_err("read directory", &src_display(&rel)))?;
                 let target_stat =
                     rustix::fs::fstat(&child_target).map_err(io_err("stat", &dst_display(&rel)))?;
                 stack.push(Frame {
@@ -402,11 +391,12 @@ fn apply_layer(
                 current_target = child_target;
                 continue;
             }
-            FileType::CharacterDevice if stat.st_rdev == 0 => {
+            _ if fsops::is_whiteout(&stat) => {
                 if existing.is_some() {
                     remove_entry(&current_target, &name, &dst_display(&rel))?;
                 }
-                make_whiteout(&current_target, &name, &dst_display(&rel))?;
+                make_whiteout(&current_target, &name)
+                    .map_err(io_err("create whiteout", &dst_display(&rel)))?;
             }
             FileType::RegularFile => {
                 if existing.is_some() {
@@ -420,8 +410,8 @@ fn apply_layer(
                     AtFlags::empty(),
                 ) {
                     Ok(()) => report.linked += 1,
-                    Err(Errno::XDEV | Errno::PERM | Errno::MLINK) => {
-                        copy_file(
+                    Err(e) if fsops::link_refused(e) => {
+                        fsops::copy_file(
                             &current_source,
                             &current_target,
                             &name,
@@ -456,7 +446,8 @@ fn apply_layer(
                 if existing.is_some() {
                     remove_entry(&current_target, &name, &dst_display(&rel))?;
                 }
-                make_whiteout(&current_target, &name, &dst_display(&rel))?;
+                make_whiteout(&current_target, &name)
+                    .map_err(io_err("create whiteout", &dst_display(&rel)))?;
                 report.dropped.push(dropped);
             }
         }
@@ -481,39 +472,6 @@ fn finish_dir(target: &OwnedFd, source_stat: &Stat, path: &Path) -> Result<(), S
     rustix::fs::fchmod(target, Mode::from_raw_mode(source_stat.st_mode & 0o7777))
         .map_err(io_err("chmod", path))?;
     rustix::fs::futimens(target, &timestamps_of(source_stat)).map_err(io_err("set times of", path))
-}
-
-fn timestamps_of(stat: &Stat) -> Timestamps {
-    Timestamps {
-        last_access: Timespec {
-            tv_sec: stat.st_atime,
-            tv_nsec: stat.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: stat.st_mtime,
-            tv_nsec: stat.st_mtime_nsec as _,
-        },
-    }
-}
-
-fn make_whiteout(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<(), SquashError> {
-    rustix::fs::mknodat(
-        dir,
-        name,
-        FileType::CharacterDevice,
-        Mode::empty(),
-        Dev::default(),
-    )
-    .map_err(io_err("create whiteout", path))
-}
-
-/// Whether the directory carries the overlay opaque mark (`y`).
-fn is_opaque(dir: &OwnedFd, xattrs: OverlayXattrs) -> bool {
-    let mut value = [0u8; 4];
-    matches!(
-        rustix::fs::fgetxattr(dir, xattrs.opaque(), &mut value[..]),
-        Ok(1) if value[0] == b'y'
-    )
 }
 
 /// Makes the target directory's non-overlay `user.*` xattrs equal to the source's (the
@@ -558,271 +516,19 @@ fn list_xattrs(fd: &OwnedFd) -> Vec<CString> {
         .collect()
 }
 
-/// Copies a regular file the kernel would not let us link: the source is opened without
-/// following anything, the target is created exclusively.
-fn copy_file(
-    source_dir: &OwnedFd,
-    target_dir: &OwnedFd,
-    name: &CStr,
-    stat: &Stat,
-    source_path: &Path,
-    target_path: &Path,
-) -> Result<(), SquashError> {
-    let source = open_beneath(
-        source_dir,
-        name,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NOCTTY | OFlags::NONBLOCK,
-    )
-    .map_err(io_err("open", source_path))?;
-    let target = rustix::fs::openat(
-        target_dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(io_err("create", target_path))?;
-    let mut reader = std::fs::File::from(source);
-    let mut writer = std::fs::File::from(target);
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(SquashError::Io {
-                    action: "read",
-                    path: source_path.to_owned(),
-                    source,
-                });
-            }
-        };
-        writer
-            .write_all(&buf[..n])
-            .map_err(|source| SquashError::Io {
-                action: "write",
-                path: target_path.to_owned(),
-                source,
-            })?;
-    }
-    rustix::fs::fchmod(&writer, Mode::from_raw_mode(stat.st_mode & 0o777))
-        .map_err(io_err("chmod", target_path))?;
-    rustix::fs::futimens(&writer, &timestamps_of(stat)).map_err(io_err("set times of", target_path))
-}
-
-fn id_of(stat: &Stat) -> (u64, u64) {
-    (stat.st_dev, stat.st_ino)
-}
-
-fn stat_opt(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<Option<Stat>, SquashError> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(stat) => Ok(Some(stat)),
-        Err(Errno::NOENT) => Ok(None),
-        Err(e) => Err(io_err("stat", path)(e)),
-    }
-}
-
-/// Removes the entry `name` of `dir`, a whole tree if it is a directory.
-fn remove_entry(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<(), SquashError> {
-    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-        Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::ISDIR) => remove_tree_at(dir.as_fd(), name, path),
-        Err(e) => Err(io_err("remove", path)(e)),
-    }
-}
-
-/// Opens a child directory of `dir`: one path component, resolved beneath `dir`, no symlink
-/// anywhere (`RESOLVE_NO_SYMLINKS` and `O_NOFOLLOW`).
-fn open_beneath(dir: impl AsFd, name: &CStr, flags: OFlags) -> rustix::io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        dir,
-        name,
-        flags | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
-fn dir_flags() -> OFlags {
-    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW
-}
-
-fn open_child_dir(dir: impl AsFd, name: &CStr, path: &Path) -> Result<OwnedFd, SquashError> {
-    open_beneath(dir, name, dir_flags()).map_err(io_err("open directory", path))
-}
-
-/// Opens a child directory; when its mode denies us (a hook may `chmod 000` a directory)
-/// and we own it, adds `u+rwx` first and returns the mode to restore.
-fn open_dir_forcing(
-    dir: &OwnedFd,
-    name: &CStr,
-    path: &Path,
-) -> Result<(OwnedFd, Option<u32>), SquashError> {
-    match open_beneath(dir, name, dir_flags()) {
-        Ok(fd) => Ok((fd, None)),
-        Err(Errno::ACCESS) => {
-            let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(io_err("stat", path))?;
-            if !FileType::from_raw_mode(stat.st_mode).is_dir() {
-                return Err(io_err("open directory", path)(Errno::NOTDIR));
-            }
-            let mode = stat.st_mode & 0o7777;
-            rustix::fs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(mode | 0o700),
-                AtFlags::empty(),
-            )
-            .map_err(io_err("open up (chmod u+rwx)", path))?;
-            let fd = open_child_dir(dir, name, path)?;
-            Ok((fd, Some(mode)))
-        }
-        Err(e) => Err(io_err("open directory", path)(e)),
-    }
-}
-
-/// Gives us `u+rwx` on a directory we are about to fill or empty (no-op when present).
-fn make_traversable(dir: &OwnedFd, path: &Path) -> Result<(), SquashError> {
-    let stat = rustix::fs::fstat(dir).map_err(io_err("stat", path))?;
-    if stat.st_mode & 0o700 != 0o700 {
-        rustix::fs::fchmod(dir, Mode::from_raw_mode((stat.st_mode & 0o7777) | 0o700))
-            .map_err(io_err("chmod", path))?;
-    }
-    Ok(())
-}
-
-/// Opens `..` of `dir` and checks it is the directory we came down from.
-fn open_parent(dir: &OwnedFd, expected: (u64, u64), path: &Path) -> Result<OwnedFd, SquashError> {
-    let parent = rustix::fs::openat(dir, c"..", dir_flags() | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io_err("open parent of", path))?;
-    let stat = rustix::fs::fstat(&parent).map_err(io_err("stat parent of", path))?;
-    if id_of(&stat) != expected {
-        return Err(SquashError::Moved {
-            path: path.to_owned(),
-        });
-    }
-    Ok(parent)
-}
-
-fn list_names(dir: &OwnedFd, path: &Path) -> Result<Vec<CString>, SquashError> {
-    let reader = rustix::fs::Dir::read_from(dir).map_err(io_err("read directory", path))?;
-    let mut names = Vec::new();
-    for entry in reader {
-        let entry = entry.map_err(io_err("read directory", path))?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
-        }
-    }
-    // Popped from the end: process in name order (deterministic warnings and errors).
-    names.sort_unstable_by(|a, b| b.cmp(a));
-    Ok(names)
-}
-
-fn join_rel(base: &Path, rel: &[u8]) -> PathBuf {
-    if rel.is_empty() {
-        base.to_owned()
-    } else {
-        base.join(OsStr::from_bytes(rel))
-    }
-}
-
 fn open_plain_dir(path: &Path) -> Result<OwnedFd, SquashError> {
-    rustix::fs::open(path, dir_flags() | OFlags::CLOEXEC, Mode::empty())
-        .map_err(io_err("open directory", path))
+    fsops::open_dir(path).map_err(io_err("open directory", path))
 }
 
-fn split_parent(path: &Path) -> Result<(&Path, CString), SquashError> {
-    let name = path.file_name().ok_or_else(|| SquashError::Io {
-        action: "use",
-        path: path.to_owned(),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    })?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let name = CString::new(name.as_bytes()).map_err(|_| SquashError::Io {
-        action: "use",
-        path: path.to_owned(),
-        source: std::io::Error::from(std::io::ErrorKind::InvalidInput),
-    })?;
-    Ok((parent, name))
+fn remove_entry(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<(), SquashError> {
+    Ok(fsops::remove_entry(dir, name, path)?)
 }
 
 /// Removes the tree at `path` without following any symlink (a symlink at `path` itself is
 /// removed, not its target), iteratively, with a bounded number of open fds, opening up
-/// directories a hook made unreadable.
+/// directories a hook made unreadable. A missing path is not an error.
 pub fn remove_tree(path: &Path) -> Result<(), SquashError> {
-    let (parent, name) = split_parent(path)?;
-    let parent_fd = open_plain_dir(parent)?;
-    remove_entry(&parent_fd, &name, path)
-}
-
-/// Removes the directory `name` of `parent` and everything under it.
-fn remove_tree_at(parent: BorrowedFd<'_>, name: &CStr, path: &Path) -> Result<(), SquashError> {
-    struct Level {
-        names: Vec<CString>,
-        id: (u64, u64),
-        name: CString,
-    }
-    let parent = parent.try_clone_to_owned().map_err(|e| SquashError::Io {
-        action: "duplicate fd of parent of",
-        path: path.to_owned(),
-        source: e,
-    })?;
-    let (mut current, _) = open_dir_forcing(&parent, name, path)?;
-    make_traversable(&current, path)?;
-    let mut rel: Vec<u8> = Vec::new();
-    let mut stack = vec![Level {
-        names: list_names(&current, path)?,
-        id: id_of(&rustix::fs::fstat(&current).map_err(io_err("stat", path))?),
-        name: name.to_owned(),
-    }];
-    while let Some(level) = stack.last_mut() {
-        if let Some(child) = level.names.pop() {
-            match rustix::fs::unlinkat(&current, &child, AtFlags::empty()) {
-                Ok(()) | Err(Errno::NOENT) => {}
-                Err(Errno::ISDIR) => {
-                    if !rel.is_empty() {
-                        rel.push(b'/');
-                    }
-                    rel.extend_from_slice(child.as_bytes());
-                    let here = join_rel(path, &rel);
-                    let (fd, _) = open_dir_forcing(&current, &child, &here)?;
-                    make_traversable(&fd, &here)?;
-                    let stat = rustix::fs::fstat(&fd).map_err(io_err("stat", &here))?;
-                    stack.push(Level {
-                        names: list_names(&fd, &here)?,
-                        id: id_of(&stat),
-                        name: child,
-                    });
-                    current = fd;
-                }
-                Err(e) => {
-                    return Err(io_err(
-                        "remove",
-                        &join_rel(path, &rel).join(OsStr::from_bytes(child.as_bytes())),
-                    )(e));
-                }
-            }
-            continue;
-        }
-        let done = stack.pop().expect("a level is on the stack");
-        let here = join_rel(path, &rel);
-        let Some(up) = stack.last() else {
-            drop(current);
-            return rustix::fs::unlinkat(&parent, &done.name, AtFlags::REMOVEDIR)
-                .map_err(io_err("remove directory", path));
-        };
-        let up_fd = open_parent(&current, up.id, &here)?;
-        rustix::fs::unlinkat(&up_fd, &done.name, AtFlags::REMOVEDIR)
-            .map_err(io_err("remove directory", &here))?;
-        current = up_fd;
-        let cut = rel.iter().rposition(|b| *b == b'/').unwrap_or(0);
-        rel.truncate(cut);
-    }
-    Ok(())
+    Ok(fsops::remove_tree(path)?)
 }
 
 #[cfg(test)]
@@ -854,12 +560,11 @@ mod tests {
 
     fn whiteout(path: &Path) {
         let parent = open_plain_dir(path.parent().unwrap()).unwrap();
-        let name = CString::new(path.file_name().unwrap().as_bytes()).unwrap();
-        make_whiteout(&parent, &name, path).unwrap();
+        make_whiteout(&parent, path.file_name().unwrap()).unwrap();
     }
 
     fn opaque(path: &Path) -> bool {
-        is_opaque(&open_plain_dir(path).unwrap(), OverlayXattrs::User)
+        is_opaque(open_plain_dir(path).unwrap(), OverlayXattrs::User)
     }
 
     fn set_opaque(path: &Path) {

@@ -16,12 +16,14 @@ use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use sha2::{Digest, Sha256};
 
 use super::error::{IngestError, show};
 use super::limits::Limits;
 use crate::store::digest::{EntryKind, TreeEntry};
+use crate::store::fsops;
+use crate::store::merge::{LISTING_CACHE_FILE, Listing};
 
 /// NAME_MAX on Linux.
 pub const NAME_MAX: usize = 255;
@@ -117,23 +119,7 @@ pub struct Extracted {
 impl Extracted {
     /// The canonical listing for [`crate::store::digest::digest_entries`].
     pub fn entries(&self) -> Vec<TreeEntry> {
-        self.nodes
-            .iter()
-            .map(|(path, node)| TreeEntry {
-                path: path.clone(),
-                mode: stored_mode(node),
-                kind: match node {
-                    Node::Dir { .. } => EntryKind::Dir,
-                    Node::File { sha256, size, .. } => EntryKind::File {
-                        sha256: *sha256,
-                        size: *size,
-                    },
-                    Node::Symlink { target } => EntryKind::Symlink {
-                        target: target.clone(),
-                    },
-                },
-            })
-            .collect()
+        entries_of(&self.nodes)
     }
 
     /// Regular files in the charm.
@@ -143,6 +129,27 @@ impl Extracted {
             .filter(|n| matches!(n, Node::File { .. }))
             .count() as u64
     }
+}
+
+/// The canonical listing of the charm's nodes.
+fn entries_of(nodes: &HashMap<Vec<u8>, Node>) -> Vec<TreeEntry> {
+    nodes
+        .iter()
+        .map(|(path, node)| TreeEntry {
+            path: path.clone(),
+            mode: stored_mode(node),
+            kind: match node {
+                Node::Dir { .. } => EntryKind::Dir,
+                Node::File { sha256, size, .. } => EntryKind::File {
+                    sha256: *sha256,
+                    size: *size,
+                },
+                Node::Symlink { target } => EntryKind::Symlink {
+                    target: target.clone(),
+                },
+            },
+        })
+        .collect()
 }
 
 /// The staging tree the sink writes into.
@@ -237,12 +244,7 @@ impl Pool {
 
 /// Creates `name` in `dir` (never following or replacing anything) and writes `data`.
 fn create_file(dir: BorrowedFd<'_>, name: &[u8], mode: u32, data: &[u8]) -> io::Result<()> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(mode),
-    )?;
+    let fd = fsops::create_exclusive(dir, name, mode)?;
     File::from(fd).write_all(data)
 }
 
@@ -303,14 +305,7 @@ impl Drop for Writer {
 
 /// Opens `path` below `dir` without following any symlink and without leaving `dir`.
 pub fn open_beneath(dir: BorrowedFd<'_>, path: &[u8], extra: OFlags) -> io::Result<OwnedFd> {
-    rustix::fs::openat2(
-        dir,
-        path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | extra,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-    .map_err(io::Error::from)
+    fsops::open_beneath(dir, path, OFlags::RDONLY | extra).map_err(io::Error::from)
 }
 
 /// Checks and records members; writes them when it has a [`Writer`].
@@ -405,17 +400,8 @@ impl<'a> Sink<'a> {
         let mut out = match &mut self.writer {
             Some(w) if !pooled => {
                 let dir = w.parent(parent).map_err(stage("open directory", parent))?;
-                let fd = rustix::fs::openat(
-                    &*dir,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(node_mode),
-                )
-                .map_err(|e| stage("create file", path)(e.into()))?;
+                let fd = fsops::create_exclusive(&*dir, name, node_mode)
+                    .map_err(|e| stage("create file", path)(e.into()))?;
                 Some(File::from(fd))
             }
             _ => None,
@@ -735,7 +721,22 @@ impl Writer {
         }
         rustix::fs::fchmod(&self.tree, Mode::from_raw_mode(0o555))
             .map_err(|e| stage("make read-only", b"")(e.into()))?;
-        Ok(())
+        self.save_listing(nodes)
+    }
+
+    /// Writes the charm's listing beside `tree/` as [`LISTING_CACHE_FILE`] (read-only), so
+    /// an upgrade loads it ([`Listing::load`] checks it against the digest) instead of
+    /// hashing the charm base again. It is written before the staging directory is renamed
+    /// into the store, and made durable by the same `syncfs`: every store entry has one.
+    fn save_listing(&self, nodes: &HashMap<Vec<u8>, Node>) -> Result<(), IngestError> {
+        let name = LISTING_CACHE_FILE.as_bytes();
+        let listing =
+            Listing::new(entries_of(nodes)).map_err(|e| stage("list", b"")(io::Error::other(e)))?;
+        let fd = fsops::create_exclusive(&self.entry, name, 0o444)
+            .map_err(|e| stage("create", name)(e.into()))?;
+        File::from(fd)
+            .write_all(&listing.encode())
+            .map_err(stage("write", name))
     }
 }
 

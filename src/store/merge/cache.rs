@@ -1,10 +1,12 @@
 //! A charm base's listing cached beside it, so an upgrade never hashes a charm base again.
 //!
-//! Proposed use: ingest writes `charms/sha256-<hex>/listing.bin` ([`LISTING_CACHE_FILE`]) with
-//! [`Listing::save`] right after it computed the digest from the same listing; an upgrade
-//! reads it with [`Listing::load`], which checks the cached listing hashes to the charm's
-//! digest (the listing *is* the digest's input, so a stale or corrupt cache cannot pass), and
-//! falls back to [`Listing::read_tree`] when the file is missing.
+//! Ingest writes `charms/sha256-<hex>/listing.bin` ([`LISTING_CACHE_FILE`], [`Listing::encode`])
+//! from the same listing it computed the digest from, before the staging directory is renamed
+//! into the store, so every entry has one. An upgrade reads it with [`Listing::load`] (or
+//! `CharmStore::listing`), which checks the cached listing hashes to the charm's digest (the
+//! listing *is* the digest's input, so a stale or corrupt cache cannot pass);
+//! `CharmStore::listing` falls back to [`Listing::read_tree`] when the file is missing or
+//! rejected.
 //!
 //! The format is binary and length-prefixed: `HBLIST1\n`, the entry count (u64 BE), then per
 //! entry the path (u32 BE length + bytes), the mode (u32 BE) and a tag: `f` + sha256 + size

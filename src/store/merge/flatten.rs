@@ -1,9 +1,9 @@
 //! Flattening a stack of runtime layers (overlay upper dirs, newest first) into the one
 //! [`RuntimeDiff`] they amount to over the charm base.
 //!
-//! A layer is listed with [`walk_tree`] (no symlink followed, files hashed), then each
-//! directory is re-opened beneath the layer root (`openat2`, `RESOLVE_BENEATH |
-//! RESOLVE_NO_SYMLINKS`) to read its opaque mark. What counts, as checked on Linux 6.18 with
+//! A layer is listed with the store's tree walk (no symlink followed, files hashed, two fds
+//! whatever the depth, unreadable directories opened up and restored), which hands over each
+//! directory and file open so its overlay xattrs are read from the same fd. What counts, as checked on Linux 6.18 with
 //! `mount -t overlay -o userxattr` inside `unshare -Urm`:
 //! - a whiteout is a character device 0:0; a zero-size regular file carrying
 //!   `user.overlay.whiteout` (`trusted.` for privileged mounts) is one too: the kernel hides
@@ -20,26 +20,17 @@
 //! becomes opaque over an older whiteout or non-directory.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, OsStr};
-use std::os::fd::OwnedFd;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::FileType;
 
-use crate::store::digest::{EntryKind, walk_tree};
-use crate::store::squash::OverlayXattrs;
+use crate::store::digest::{Access, EntryKind, walk_tree_with};
+use crate::store::fsops::{OverlayXattrs, is_opaque, is_xwhiteout};
 
 use super::MergeError;
 use super::tree::{Change, DiffEntry, RuntimeDiff, tree_order};
-
-/// The xattr that makes a zero-size regular file a whiteout.
-pub(super) fn whiteout_xattr(xattrs: OverlayXattrs) -> &'static CStr {
-    match xattrs {
-        OverlayXattrs::User => c"user.overlay.whiteout",
-        OverlayXattrs::Trusted => c"trusted.overlay.whiteout",
-    }
-}
 
 /// The diff a stack of runtime layers (`layers`, newest first) makes over the base below it.
 pub fn flatten_layers(
@@ -98,50 +89,24 @@ fn remove_below(state: &mut BTreeMap<Vec<u8>, Change>, path: &[u8]) {
     }
 }
 
-/// One layer's entries as changes, in tree order.
+/// One layer's entries as changes, in tree order. Directories a hook made unreadable are
+/// opened up for the walk and their modes put back, as the squash does.
 fn read_layer(layer: &Path, xattrs: OverlayXattrs) -> Result<Vec<(Vec<u8>, Change)>, MergeError> {
-    let mut entries = walk_tree(layer)?;
-    entries.sort_unstable_by(|a, b| tree_order(&a.path, &b.path));
-    let root = rustix::fs::open(
-        layer,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| MergeError::io("open layer", layer)(e.into()))?;
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let here = || layer.join(OsStr::from_bytes(&entry.path));
+    let mut out = Vec::new();
+    walk_tree_with(layer, Access::OpenUp, &mut |entry, fd| {
         let change = match entry.kind {
-            EntryKind::Dir => {
-                let dir = open_beneath(&root, &entry.path, OFlags::RDONLY | OFlags::DIRECTORY)
-                    .map_err(|e| MergeError::io("open directory", here())(e.into()))?;
-                if xattr_is(&dir, xattrs.opaque(), b"y") {
-                    Change::OpaqueDir { mode: entry.mode }
-                } else {
-                    Change::Write {
-                        mode: entry.mode,
-                        kind: EntryKind::Dir,
-                    }
-                }
+            EntryKind::Dir if fd.is_some_and(|dir| is_opaque(dir, xattrs)) => {
+                Change::OpaqueDir { mode: entry.mode }
             }
-            EntryKind::File { size: 0, .. } => {
-                let file = open_beneath(&root, &entry.path, OFlags::RDONLY | OFlags::NONBLOCK)
-                    .map_err(|e| MergeError::io("open file", here())(e.into()))?;
-                if has_xattr(&file, whiteout_xattr(xattrs)) {
-                    Change::Whiteout
-                } else {
-                    Change::Write {
-                        mode: entry.mode,
-                        kind: entry.kind,
-                    }
-                }
+            EntryKind::File { size: 0, .. } if fd.is_some_and(|f| is_xwhiteout(f, xattrs)) => {
+                Change::Whiteout
             }
             EntryKind::Special { file_type, rdev } => {
                 let whiteout =
                     FileType::from_raw_mode(file_type) == FileType::CharacterDevice && rdev == 0;
                 if !whiteout {
                     tracing::warn!(
-                        path = %here().display(),
+                        path = %layer.join(OsStr::from_bytes(&entry.path)).display(),
                         "a layer cannot carry a fifo, socket or device: it reads as deleted"
                     );
                 }
@@ -153,50 +118,15 @@ fn read_layer(layer: &Path, xattrs: OverlayXattrs) -> Result<Vec<(Vec<u8>, Chang
             },
         };
         out.push((entry.path, change));
-    }
+    })?;
+    out.sort_unstable_by(|a, b| tree_order(&a.0, &b.0));
     Ok(out)
-}
-
-/// Opens `path` (relative, several components) beneath `root`, following no symlink on the
-/// way or at the end (`openat2`, `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`, `O_NOFOLLOW`).
-pub(super) fn open_beneath(
-    root: &OwnedFd,
-    path: &[u8],
-    flags: OFlags,
-) -> rustix::io::Result<OwnedFd> {
-    // openat2 refuses O_NOCTTY with O_PATH (EINVAL); an O_PATH fd never becomes a tty anyway.
-    let noctty = if flags.contains(OFlags::PATH) {
-        OFlags::empty()
-    } else {
-        OFlags::NOCTTY
-    };
-    rustix::fs::openat2(
-        root,
-        OsStr::from_bytes(path),
-        flags | OFlags::NOFOLLOW | noctty | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-}
-
-fn xattr_is(fd: &OwnedFd, name: &CStr, value: &[u8]) -> bool {
-    let mut buf = [0u8; 8];
-    matches!(rustix::fs::fgetxattr(fd, name, &mut buf[..]), Ok(n) if &buf[..n] == value)
-}
-
-fn has_xattr(fd: &OwnedFd, name: &CStr) -> bool {
-    let mut buf = [0u8; 8];
-    // ERANGE: present with a longer value.
-    matches!(
-        rustix::fs::fgetxattr(fd, name, &mut buf[..]),
-        Ok(_) | Err(rustix::io::Errno::RANGE)
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::fs::XattrFlags;
+    use rustix::fs::{Mode, XattrFlags};
     use std::fs;
 
     fn whiteout(path: &Path) {

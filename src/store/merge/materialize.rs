@@ -21,21 +21,21 @@
 //! as durable as the committed layer it shares its inode with. No `syncfs`: on a shared disk
 //! it would also flush everyone else's dirty pages.
 
-use std::ffi::{CString, OsStr};
-use std::io::{Read, Seek, Write};
+use std::ffi::OsStr;
+use std::io::{Seek, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use sha2::{Digest, Sha256};
 
 use crate::store::digest::EntryKind;
-use crate::store::squash::{OverlayXattrs, remove_tree};
+use crate::store::fsops::{
+    self, CopyFailure, OverlayXattrs, copy_hashing, create_exclusive, open_beneath, remove_tree,
+};
 
 use super::MergeError;
-use super::flatten::open_beneath;
 use super::tree::{Change, RuntimeDiff, is_under};
 
 /// What a materialisation wrote.
@@ -67,7 +67,11 @@ pub fn materialize(
     staging: &Path,
     xattrs: OverlayXattrs,
 ) -> Result<MaterializeReport, MergeError> {
-    let (parent, name) = split_parent(staging)?;
+    let (parent, name) = fsops::split_parent(staging).ok_or_else(|| MergeError::Io {
+        action: "use as staging directory",
+        path: staging.to_owned(),
+        source: std::io::ErrorKind::InvalidInput.into(),
+    })?;
     let parent_fd = rustix::fs::open(
         parent,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -83,13 +87,9 @@ pub fn materialize(
         }
         Err(e) => return Err(errno("create staging directory", staging)(e)),
     }
-    let built = open_beneath(
-        &parent_fd,
-        name.as_bytes(),
-        OFlags::RDONLY | OFlags::DIRECTORY,
-    )
-    .map_err(errno("open directory", staging))
-    .and_then(|root| build(diff, layers, root, staging, xattrs));
+    let built = open_beneath(&parent_fd, &name, OFlags::RDONLY | OFlags::DIRECTORY)
+        .map_err(errno("open directory", staging))
+        .and_then(|root| build(diff, layers, root, staging, xattrs));
     if built.is_err()
         && let Err(cleanup) = remove_tree(staging)
     {
@@ -143,14 +143,12 @@ fn build(
         let name = OsStr::from_bytes(name);
         match &entry.change {
             Change::Whiteout => {
-                rustix::fs::mknodat(parent, name, FileType::CharacterDevice, Mode::empty(), 0)
-                    .map_err(errno("create whiteout", &target))?;
+                fsops::make_whiteout(parent, name).map_err(errno("create whiteout", &target))?;
                 report.whiteouts += 1;
             }
             Change::OpaqueDir { mode } => {
                 let fd = create_dir(parent, name, &target)?;
-                rustix::fs::fsetxattr(&fd, xattrs.opaque(), b"y", XattrFlags::empty())
-                    .map_err(errno("mark opaque", &target))?;
+                fsops::mark_opaque(&fd, xattrs).map_err(errno("mark opaque", &target))?;
                 open.push((&entry.path, fd, *mode));
                 report.dirs += 1;
             }
@@ -217,7 +215,7 @@ fn build(
 fn create_dir(parent: &OwnedFd, name: &OsStr, path: &Path) -> Result<OwnedFd, MergeError> {
     rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
         .map_err(errno("create directory", path))?;
-    open_beneath(parent, name.as_bytes(), OFlags::RDONLY | OFlags::DIRECTORY)
+    open_beneath(parent, name, OFlags::RDONLY | OFlags::DIRECTORY)
         .map_err(errno("open directory", path))
 }
 
@@ -288,21 +286,20 @@ fn place_file(
     let file_name = OsStr::from_bytes(file_name);
     for (layer_fd, layer) in layer_fds.iter().zip(layers) {
         let source_path = layer.join(OsStr::from_bytes(rel));
-        // The source's directory, resolved beneath the layer root without any symlink.
+        // The source's directory, resolved beneath the layer root without any symlink (and
+        // opened up, until this file is placed, where a hook made it unreadable).
         let opened_dir;
         let source_dir = match dir_rel {
             None => layer_fd,
-            Some(dir_rel) => {
-                match open_beneath(layer_fd, dir_rel, OFlags::PATH | OFlags::DIRECTORY) {
-                    Ok(fd) => {
-                        opened_dir = fd;
-                        &opened_dir
-                    }
-                    // Not in this layer (or hidden by a whiteout, file or symlink on the way).
-                    Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
-                    Err(e) => return Err(errno("open", &source_path)(e)),
+            Some(dir_rel) => match fsops::open_dir_path_forcing(layer_fd, dir_rel) {
+                Ok(dir) => {
+                    opened_dir = dir;
+                    opened_dir.fd()
                 }
-            }
+                // Not in this layer (or hidden by a whiteout, file or symlink on the way).
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP | Errno::XDEV) => continue,
+                Err(e) => return Err(errno("open", &source_path)(e)),
+            },
         };
         let stat = match rustix::fs::statat(source_dir, file_name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
@@ -312,12 +309,11 @@ fn place_file(
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
             return Err(changed(source_path));
         }
-        let source = open_beneath(
-            source_dir,
-            file_name.as_bytes(),
-            OFlags::RDONLY | OFlags::NONBLOCK,
-        )
-        .map_err(errno("open", &source_path))?;
+        // A hook may have made its file unreadable (mode 000): opened up for the read only.
+        let file_name_c = std::ffi::CString::new(file_name.as_bytes())
+            .map_err(|_| errno("open", &source_path)(Errno::INVAL))?;
+        let source = fsops::open_file_forcing(source_dir, &file_name_c)
+            .map_err(errno("open", &source_path))?;
         let opened = rustix::fs::fstat(&source).map_err(errno("stat", &source_path))?;
         let mut reader = std::fs::File::from(source);
         if stat.st_mode & 0o777 == mode & 0o777 {
@@ -334,7 +330,7 @@ fn place_file(
                     }
                     return Ok(Placed::Linked);
                 }
-                Err(Errno::XDEV | Errno::PERM | Errno::MLINK) => {
+                Err(e) if fsops::link_refused(e) => {
                     reader
                         .seek(std::io::SeekFrom::Start(0))
                         .map_err(MergeError::io("read", &source_path))?;
@@ -342,30 +338,15 @@ fn place_file(
                 Err(e) => return Err(errno("link", target)(e)),
             }
         }
-        let written = rustix::fs::openat(
-            parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(errno("create", target))?;
+        let written = create_exclusive(parent, name, 0o600).map_err(errno("create", target))?;
         let mut writer = std::fs::File::from(written);
         if hash_copy(&mut reader, Some(&mut writer), &source_path, target)? != (*sha256, size) {
             return Err(changed(source_path));
         }
         rustix::fs::fchmod(&writer, Mode::from_raw_mode(mode & 0o777))
             .map_err(errno("chmod", target))?;
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: stat.st_atime,
-                tv_nsec: stat.st_atime_nsec as _,
-            },
-            last_modification: Timespec {
-                tv_sec: stat.st_mtime,
-                tv_nsec: stat.st_mtime_nsec as _,
-            },
-        };
-        rustix::fs::futimens(&writer, &times).map_err(errno("set times of", target))?;
+        rustix::fs::futimens(&writer, &fsops::timestamps_of(&stat))
+            .map_err(errno("set times of", target))?;
         return Ok(Placed::Copied(writer.into()));
     }
     Err(changed(PathBuf::from(OsStr::from_bytes(rel))))
@@ -381,28 +362,14 @@ enum Placed {
 /// Reads `reader` to the end (into `writer` if given); returns its sha256 and length.
 fn hash_copy(
     reader: &mut std::fs::File,
-    mut writer: Option<&mut std::fs::File>,
+    writer: Option<&mut std::fs::File>,
     source_path: &Path,
     target: &Path,
 ) -> Result<([u8; 32], u64), MergeError> {
-    let mut hasher = Sha256::new();
-    let mut total = 0u64;
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(MergeError::io("read", source_path)(e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-        if let Some(w) = writer.as_mut() {
-            w.write_all(&buf[..n])
-                .map_err(MergeError::io("write", target))?;
-        }
-    }
-    Ok((hasher.finalize().into(), total))
+    copy_hashing(reader, writer.map(|w| w as &mut dyn Write)).map_err(|e| match e {
+        CopyFailure::Read(e) => MergeError::io("read", source_path)(e),
+        CopyFailure::Write(e) => MergeError::io("write", target)(e),
+    })
 }
 
 fn errno(action: &'static str, path: &Path) -> impl FnOnce(Errno) -> MergeError {
@@ -412,20 +379,6 @@ fn errno(action: &'static str, path: &Path) -> impl FnOnce(Errno) -> MergeError 
         path,
         source: e.into(),
     }
-}
-
-fn split_parent(path: &Path) -> Result<(&Path, CString), MergeError> {
-    let bad = || MergeError::Io {
-        action: "use as staging directory",
-        path: path.to_owned(),
-        source: std::io::ErrorKind::InvalidInput.into(),
-    };
-    let name = path.file_name().ok_or_else(bad)?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    Ok((parent, CString::new(name.as_bytes()).map_err(|_| bad())?))
 }
 
 #[cfg(test)]
