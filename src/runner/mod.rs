@@ -16,6 +16,7 @@ pub mod hook_run;
 pub mod inspect;
 pub mod lifecycle;
 pub mod output_log;
+pub mod relations;
 pub mod tool_server;
 
 use std::path::PathBuf;
@@ -102,6 +103,9 @@ pub enum RunnerError {
         #[source]
         source: std::io::Error,
     },
+    /// `relate` or `unrelate` refused.
+    #[error(transparent)]
+    Relation(#[from] relations::RelationError),
     /// `--no-wait` and the unit is busy, or another usage problem of the request.
     #[error("{what}")]
     Usage {
@@ -134,6 +138,7 @@ impl ClassifyExit for RunnerError {
             Self::ToolServer(e) => e.exit_status(),
             Self::Store(e) => e.exit_status(),
             Self::Merge(e) => e.exit_status(),
+            Self::Relation(e) => e.exit_status(),
             Self::MissingCharm { .. } | Self::Io { .. } => ExitStatus::State,
             Self::UnknownCharm { .. } => ExitStatus::InvalidCharm,
             Self::AppHasOtherCharm { .. } => ExitStatus::Refused,
