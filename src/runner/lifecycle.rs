@@ -318,8 +318,9 @@ pub fn deploy(
     })
 }
 
-/// Adds the runs of `more` (units that ran hooks posted to them) to `reports`.
-pub(crate) fn merge_reports(reports: &mut Vec<UnitReport>, more: Vec<UnitReport>) {
+/// Adds the runs of `more` (units that ran hooks posted to them) to the reports of the same
+/// units in `reports`; the runs of other units show in their status and history.
+pub(crate) fn merge_reports(reports: &mut [UnitReport], more: Vec<UnitReport>) {
     for report in more {
         match reports.iter_mut().find(|r| r.unit == report.unit) {
             Some(existing) => {
@@ -331,7 +332,7 @@ pub(crate) fn merge_reports(reports: &mut Vec<UnitReport>, more: Vec<UnitReport>
                     existing.error_status = report.error_status;
                 }
             }
-            None => reports.push(report),
+            None => {}
         }
     }
 }
