@@ -322,17 +322,14 @@ pub fn deploy(
 /// units in `reports`; the runs of other units show in their status and history.
 pub(crate) fn merge_reports(reports: &mut [UnitReport], more: Vec<UnitReport>) {
     for report in more {
-        match reports.iter_mut().find(|r| r.unit == report.unit) {
-            Some(existing) => {
-                existing.runs.extend(report.runs);
-                existing.queued = report.queued;
-                existing.in_error = report.in_error;
-                if report.error.is_some() {
-                    existing.error = report.error;
-                    existing.error_status = report.error_status;
-                }
+        if let Some(existing) = reports.iter_mut().find(|r| r.unit == report.unit) {
+            existing.runs.extend(report.runs);
+            existing.queued = report.queued;
+            existing.in_error = report.in_error;
+            if report.error.is_some() {
+                existing.error = report.error;
+                existing.error_status = report.error_status;
             }
-            None => {}
         }
     }
 }
