@@ -6,6 +6,7 @@ mod hostile;
 mod ingest;
 mod layers;
 mod merge;
+mod readme;
 mod sandbox;
 mod security;
 mod store;

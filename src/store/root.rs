@@ -35,6 +35,10 @@ impl StateRoot {
         } else {
             return Err(StoreError::NoRoot);
         };
+        // Sandboxes mount paths under the root from other working directories: make it
+        // absolute once, here (lexically: no symlink in it is resolved).
+        let path =
+            std::path::absolute(&path).map_err(StoreError::io("resolve state root", &path))?;
         Ok(Self { path })
     }
 
@@ -89,5 +93,12 @@ mod tests {
         assert_eq!(root.path(), Path::new("/x/y"));
         assert_eq!(root.charms_dir(), Path::new("/x/y/charms"));
         assert_eq!(root.units_dir(), Path::new("/x/y/units"));
+    }
+
+    #[test]
+    fn a_relative_root_becomes_absolute() {
+        let root = StateRoot::locate(Some(Path::new("state"))).unwrap();
+        assert!(root.path().is_absolute());
+        assert!(root.path().ends_with("state"));
     }
 }
