@@ -238,11 +238,21 @@ fn deploy_hello(mode: Mode) {
         .iter()
         .map(|r| r["hook"].as_str().unwrap())
         .collect();
+    // The charm's peer relation exists from deploy: created after install, then the other
+    // unit joins after start.
     assert_eq!(
         hooks,
-        ["install", "leader-elected", "config-changed", "start"]
+        [
+            "install",
+            "cluster-relation-created",
+            "leader-elected",
+            "config-changed",
+            "start",
+            "cluster-relation-joined",
+            "cluster-relation-changed"
+        ]
     );
-    assert_eq!(history[1]["outcome"], "missing");
+    assert_eq!(history[2]["outcome"], "missing");
     for record in &history {
         assert!(
             record["context_id"]
@@ -253,11 +263,11 @@ fn deploy_hello(mode: Mode) {
         assert_eq!(record["charm_revision"], 3);
     }
     let hooks1: Vec<Value> = u.history("hello/1");
-    assert_eq!(hooks1.len(), 3, "only the leader runs leader-elected");
+    assert_eq!(hooks1.len(), 6, "only the leader runs leader-elected");
     // Rule 14: the same charm again changes nothing.
     let out = u.expect(&["deploy", charm.to_str().unwrap(), "hello"], 0);
     assert!(out.contains("nothing changed"), "{out}");
-    assert_eq!(u.history("hello/0").len(), 4);
+    assert_eq!(u.history("hello/0").len(), 7);
     // Config: validated, stored, config-changed runs.
     u.expect(&["config", "hello", "shout=maybe"], 2);
     u.expect(&["config", "hello", "shout=true", "name=juju"], 0);

@@ -365,8 +365,9 @@ fn print_relations(status: &Status) {
         println!("{relation_id:<20} {provider:<24} {requirer:<24} {interface:<16} {kind}");
     }
     println!();
+    println!("Relation data (per unit)");
     println!(
-        "{:<20} {:<20} {:<24} Settings",
+        "  {:<18} {:<20} {:<24} Settings",
         "Unit", "Relation", "Joined"
     );
     for app in status.applications.values() {
@@ -380,7 +381,7 @@ fn print_relations(status: &Status) {
                     format!("{} (broken)", r.relation_id)
                 };
                 println!(
-                    "{name:<20} {label:<20} {:<24} {}",
+                    "  {name:<18} {label:<20} {:<24} {}",
                     if r.members.is_empty() {
                         "-".to_owned()
                     } else {
