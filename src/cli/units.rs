@@ -62,12 +62,13 @@ pub fn print_unit_reports(reports: &[UnitReport]) -> ExitStatus {
             eprintln!("error: unit {}: {error}", report.unit);
         }
         if report.in_error {
-            let hook = report
-                .runs
-                .last()
-                .map(|r| r.record.hook.clone())
-                .or_else(|| report.queued.first().cloned())
-                .unwrap_or_default();
+            // A hook that could not run at all heads the queue; else the last run failed.
+            let hook = if report.error.is_some() {
+                report.queued.first().cloned()
+            } else {
+                report.runs.last().map(|r| r.record.hook.clone())
+            }
+            .unwrap_or_default();
             println!(
                 "{} is in error (hook failed: {hook:?}); fix it with `hookbox shell {}`, then `hookbox resolved {} [--retry]`{}",
                 report.unit,

@@ -159,6 +159,10 @@ pub(crate) fn queue_and_run(
         state.save(runner.root(), unit_name)?;
         let result = runtime.block_on(run_queue(runner, &mut unit, &mut report, false));
         report.in_error = unit.error().is_some();
+        if result.is_err() {
+            // The queue as it stands names the hook that could not run.
+            report.queued = UnitRuntime::load(runner.root(), unit_name)?.queue;
+        }
         result
     })();
     match result {
