@@ -161,7 +161,7 @@ pub(crate) fn queue_and_run(
         report.in_error = unit.error().is_some();
         if result.is_err() {
             // The queue as it stands names the hook that could not run.
-            report.queued = UnitRuntime::load(runner.root(), unit_name)?.queue;
+            report.queued = queued_names(&UnitRuntime::load(runner.root(), unit_name)?);
         }
         result
     })();
