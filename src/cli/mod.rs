@@ -1,11 +1,23 @@
 //! Command-line interface: clap definitions (one file per command) and output rendering.
 
+mod add_unit;
+mod config;
+mod deploy;
+mod diff;
 mod doctor;
 mod export_bundle;
+mod history;
 mod ingest;
+mod log;
 mod output;
 mod parse;
+mod remove;
+mod resolved;
+mod run_hook;
 mod sandbox_run;
+mod shell;
+mod status;
+mod units;
 mod verify;
 
 use std::path::PathBuf;
@@ -54,6 +66,30 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Write an OCI runtime bundle of the sandbox, for crun, runc or youki.
     ExportBundle(export_bundle::ExportBundleArgs),
+    /// Deploy a charm as an application and start its units.
+    Deploy(deploy::DeployArgs),
+    /// Add units to an application.
+    AddUnit(add_unit::AddUnitArgs),
+    /// Stop and remove one unit.
+    RemoveUnit(remove::RemoveUnitArgs),
+    /// Remove an application and all its units.
+    Remove(remove::RemoveArgs),
+    /// Show or change an application's settings.
+    Config(config::ConfigArgs),
+    /// Run one hook or action on a unit.
+    Run(run_hook::RunArgs),
+    /// Show applications and units.
+    Status(status::StatusArgs),
+    /// Show a unit's hook runs.
+    History(history::HistoryArgs),
+    /// Show what a unit's hooks wrote (stdout, stderr, juju-log).
+    Log(log::LogArgs),
+    /// Show what runtime changed in a unit's charm dir.
+    Diff(diff::DiffArgs),
+    /// Run a command in a unit's sandbox over its charm dir.
+    Shell(shell::ShellArgs),
+    /// Resolve a unit in error, or retry its failed hook.
+    Resolved(resolved::ResolvedArgs),
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
     DoctorProbe(doctor::ProbeArgs),
@@ -81,6 +117,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
         Command::ExportBundle(args) => export_bundle::run(args),
         Command::DoctorProbe(args) => doctor::run_probe(&args),
+        Command::Deploy(args) => deploy::run(&root_of(&cli.root)?, args),
+        Command::AddUnit(args) => add_unit::run(&root_of(&cli.root)?, args),
+        Command::RemoveUnit(args) => remove::run_unit(&root_of(&cli.root)?, args),
+        Command::Remove(args) => remove::run_app(&root_of(&cli.root)?, args),
+        Command::Config(args) => config::run(&root_of(&cli.root)?, args),
+        Command::Run(args) => run_hook::run(&root_of(&cli.root)?, args),
+        Command::Status(args) => status::run(&root_of(&cli.root)?, args),
+        Command::History(args) => history::run(&root_of(&cli.root)?, args),
+        Command::Log(args) => log::run(&root_of(&cli.root)?, args),
+        Command::Diff(args) => diff::run(&root_of(&cli.root)?, args),
+        Command::Shell(args) => shell::run(&root_of(&cli.root)?, args),
+        Command::Resolved(args) => resolved::run(&root_of(&cli.root)?, args),
     }
 }
 
@@ -129,6 +177,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::sandbox::doctor::DoctorError>(cause))
         .or_else(|| class::<hookbox::sandbox::bundle::BundleError>(cause))
         .or_else(|| class::<hookbox::runner::tool_server::ToolServerError>(cause))
+        .or_else(|| class::<hookbox::runner::RunnerError>(cause))
         .or_else(|| class::<hookbox::model::UnitError>(cause))
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
 }

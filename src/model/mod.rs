@@ -5,6 +5,7 @@ pub mod app;
 pub mod history;
 pub mod journal;
 pub mod lock;
+pub mod runtime;
 pub mod unit;
 
 use std::path::PathBuf;

@@ -31,15 +31,25 @@ use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
 use super::seccomp;
-use super::spec::{IdMapping, Network, SandboxSpec};
+use super::spec::{HandlerLookup, IdMapping, Network, SandboxSpec};
 use crate::sys::{self, Forked};
 
 /// The lowest descriptor the control socket moves to when it leaves stdin.
 const CONTROL_FD: i32 = 3;
 
 /// Where the new root tmpfs is assembled before `pivot_root`. Every host path the sandbox
-/// needs is captured as a detached mount before this tmpfs covers the host's `/tmp`.
-const NEW_ROOT: &str = "/tmp";
+/// needs is captured as a detached mount before this tmpfs covers the directory. A detached
+/// clone of a path *under* the covered directory can no longer be attached (move_mount(2)
+/// fails with EINVAL, Linux 6.18), so the covered directory must not be where bind sources
+/// live: `/mnt` (FHS: for temporary mounts by the administrator) when it exists, `/tmp`
+/// (where per-run sockets and test state usually are) only as the fallback.
+fn new_root() -> &'static str {
+    if Path::new("/mnt").is_dir() {
+        "/mnt"
+    } else {
+        "/tmp"
+    }
+}
 
 /// Capabilities the command keeps (in its user namespace only): Docker's default set minus
 /// `NET_RAW` and `MKNOD`. Never `SYS_ADMIN`, `SYS_PTRACE`, `SYS_MODULE`, `DAC_READ_SEARCH`.
@@ -188,8 +198,19 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
     }
+    // Handler discovery, inside the new root (DESIGN rule 1).
+    let program = match &start.spec.handler {
+        None => None,
+        Some(lookup) => match find_handler(lookup) {
+            Some(path) => Some(path),
+            None => {
+                let _ = protocol::send(control, &HelperMessage::HandlerMissing);
+                sys::exit_immediately(0)
+            }
+        },
+    };
     let command = match sys::fork_single_threaded().step(|| "fork the command".into()) {
-        Ok(Forked::Child) => exec_command(&start.spec, start),
+        Ok(Forked::Child) => exec_command(&start.spec, start, program),
         Ok(Forked::Parent(pid)) => pid,
         Err(failure) => report_failure(control, failure),
     };
@@ -206,7 +227,7 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
 fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let spec = &start.spec;
-    let root = Path::new(NEW_ROOT);
+    let root = Path::new(new_root());
     // Die with the helper.
     die_with_parent(None).step(|| "set the parent death signal".into())?;
     // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
@@ -230,7 +251,8 @@ fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let devices = capture_devices()?;
     let binds = capture_binds(spec)?;
     // The new root: a tmpfs.
-    mount_tmpfs(root, "mode=0755").step(|| format!("mount the root tmpfs at {NEW_ROOT}"))?;
+    mount_tmpfs(root, "mode=0755")
+        .step(|| format!("mount the root tmpfs at {}", root.display()))?;
     let root_dir = open_dir(root).step(|| "open the new root".into())?;
     // The charm overlay, detached until the root is built.
     let overlay = create_overlay(spec, &root_dir, root, layers)?;
@@ -272,9 +294,26 @@ fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Stage 3: the command, forked from pid 1.
-fn exec_command(spec: &SandboxSpec, start: &Start) -> ! {
-    match prepare_and_exec(spec, start) {
+/// The handler to exec: an executable regular `dispatch` (stat(2) inside the sandbox, so a
+/// symlink resolves in the hook's world), else whatever exists at the hook path (lstat(2):
+/// a dangling symlink or a file without exec bit is still "there" and fails at exec).
+fn find_handler(lookup: &HandlerLookup) -> Option<&Path> {
+    let dispatch_is_executable = rustix::fs::stat(&lookup.dispatch).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile
+            && st.st_mode & 0o111 != 0
+    });
+    if dispatch_is_executable {
+        return Some(&lookup.dispatch);
+    }
+    rustix::fs::lstat(&lookup.hook)
+        .is_ok()
+        .then_some(lookup.hook.as_path())
+}
+
+/// Stage 3: the command, forked from pid 1 (`program` replaces `argv` when handler lookup
+/// chose it).
+fn exec_command(spec: &SandboxSpec, start: &Start, program: Option<&Path>) -> ! {
+    match prepare_and_exec(spec, start, program) {
         Err(failure) => {
             // The command could not start: report it on its stderr and exit as a shell would
             // (126 not executable, 127 not found), so it is a failed command, not a broken
@@ -297,6 +336,7 @@ fn exec_command(spec: &SandboxSpec, start: &Start) -> ! {
 fn prepare_and_exec(
     spec: &SandboxSpec,
     start: &Start,
+    program: Option<&Path>,
 ) -> Result<std::convert::Infallible, Failure> {
     // Default signal mask; a session of its own so only the init's forwarding reaches it.
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
@@ -307,7 +347,14 @@ fn prepare_and_exec(
     // Resource limits (setrlimit(2)); cgroups enforce the rest.
     set_rlimits(spec, start).step(|| "set resource limits".into())?;
     // The command's path and arguments, resolved before the filter is installed.
-    let (path, argv, env) = command_line(spec)?;
+    let (path, argv, env) = match program {
+        None => command_line(spec)?,
+        Some(program) => {
+            let mut spec = spec.clone();
+            spec.argv = vec![program.to_string_lossy().into_owned()];
+            command_line(&spec)?
+        }
+    };
     // Capabilities: the bounding set and the permitted/effective/inheritable sets.
     drop_capabilities().step(|| "drop capabilities".into())?;
     // No privilege gain through exec (setuid binaries, file capabilities).

@@ -25,7 +25,9 @@ use serde::Serialize;
 use crate::exit::{ClassifyExit, ExitStatus};
 
 pub use run::{OutputLine, RunOptions, RunReport, Stream, run};
-pub use spec::{BindMount, IdMapping, IdRange, Image, Limits, Lower, Network, SandboxSpec};
+pub use spec::{
+    BindMount, HandlerLookup, IdMapping, IdRange, Image, Limits, Lower, Network, SandboxSpec,
+};
 
 /// The argv[1] that makes the hookbox binary act as the sandbox helper.
 pub const INIT_ARG: &str = "__sandbox-init";
@@ -132,6 +134,8 @@ pub enum Outcome {
         /// Which limit.
         limit: LimitKind,
     },
+    /// Handler lookup ([`SandboxSpec::handler`]) found no handler: nothing ran.
+    Missing,
 }
 
 /// A resource limit that can end a run.
@@ -147,7 +151,7 @@ pub enum LimitKind {
 impl Outcome {
     /// Whether the command succeeded (exit code 0).
     pub fn success(&self) -> bool {
-        matches!(self, Outcome::Exited { code: 0 })
+        matches!(self, Outcome::Exited { code: 0 } | Outcome::Missing)
     }
 
     /// The exit code `sandbox-run` passes on: the command's code, 128+signal for a signal,
@@ -158,6 +162,7 @@ impl Outcome {
             Outcome::Signaled { signal } => 128 + signal,
             Outcome::TimedOut { .. } => 124,
             Outcome::KilledByLimit { .. } => 137,
+            Outcome::Missing => 0,
         }
     }
 }
@@ -179,6 +184,7 @@ impl std::fmt::Display for Outcome {
             Outcome::KilledByLimit {
                 limit: LimitKind::Pids,
             } => write!(f, "killed by the pids limit"),
+            Outcome::Missing => write!(f, "no handler for the hook"),
         }
     }
 }

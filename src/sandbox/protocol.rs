@@ -62,6 +62,8 @@ pub enum HelperMessage {
     },
     /// The command ended.
     Finished(HookStatus),
+    /// Handler lookup found neither `dispatch` nor the hook: nothing was run.
+    HandlerMissing,
 }
 
 /// How the sandboxed command ended, as its init saw it.

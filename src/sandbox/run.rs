@@ -217,7 +217,7 @@ async fn supervise(
             Ok(HelperMessage::SetupFailed { step, errno }) => {
                 return Err(setup_failed(step, errno));
             }
-            Ok(HelperMessage::Finished(_)) | Err(_) => {
+            Ok(HelperMessage::Finished(_) | HelperMessage::HandlerMissing) | Err(_) => {
                 return Err(SandboxError::HelperDied {
                     status: "before it created the namespaces".to_owned(),
                 });
@@ -282,6 +282,7 @@ async fn supervise(
     let outcome = match last {
         Some(HelperMessage::Finished(HookStatus::Exited(code))) => Outcome::Exited { code },
         Some(HelperMessage::Finished(HookStatus::Signaled(signal))) => Outcome::Signaled { signal },
+        Some(HelperMessage::HandlerMissing) => Outcome::Missing,
         Some(HelperMessage::SetupFailed { step, errno }) => return Err(setup_failed(step, errno)),
         _ if plan.memory_limit_hit() => Outcome::KilledByLimit {
             limit: LimitKind::Memory,

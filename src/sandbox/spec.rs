@@ -60,6 +60,21 @@ pub struct SandboxSpec {
     pub binds: Vec<BindMount>,
     /// How hook uids and gids map to host ids.
     pub ids: IdMapping,
+    /// Handler discovery (DESIGN rule 1), done inside the sandbox after `pivot_root` so no
+    /// charm symlink is ever followed on the host: when set, `argv` is replaced by the
+    /// handler found, or the run ends as [`super::Outcome::Missing`] when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerLookup>,
+}
+
+/// Where the sandbox's init looks for a hook's handler (absolute paths inside the sandbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerLookup {
+    /// The charm's `dispatch`: used when it is an executable regular file.
+    pub dispatch: PathBuf,
+    /// `hooks/<name>` (or `actions/<name>`): used when anything exists there; a file that
+    /// is not executable or has a bad interpreter then fails at exec.
+    pub hook: PathBuf,
 }
 
 /// One read-only lower layer of the charm overlay.
@@ -299,6 +314,7 @@ impl SandboxSpec {
             limits: Limits::default(),
             binds: Vec::new(),
             ids: IdMapping::for_current_user(),
+            handler: None,
         }
     }
 
@@ -339,6 +355,10 @@ impl SandboxSpec {
         absolute("work dir", &self.work)?;
         absolute("charm path", &self.charm_path)?;
         absolute("working directory", &self.cwd)?;
+        if let Some(handler) = &self.handler {
+            absolute("dispatch path", &handler.dispatch)?;
+            absolute("hook path", &handler.hook)?;
+        }
         for bind in &self.binds {
             absolute("bind source", &bind.source)?;
             absolute("bind target", &bind.target)?;

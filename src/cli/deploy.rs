@@ -1,0 +1,118 @@
+//! `hookbox deploy CHARM APP`: create an application and start its units.
+
+use clap::Args;
+use hookbox::exit::ExitStatus;
+use hookbox::model::AppName;
+use hookbox::model::runtime::RunSettings;
+use hookbox::runner::lifecycle::{self, DeployRequest};
+use hookbox::sandbox::Network;
+use hookbox::store::StateRoot;
+
+use super::output::print_json;
+use super::units;
+
+/// Deploy a charm as an application and start its units.
+///
+/// CHARM is a charm path (directory, .tar, .tar.gz, .charm; ingested into the charm store
+/// if it is not there yet) or the digest of a stored charm. hookbox creates APP with units
+/// APP/0..N-1 and runs, on every unit, install, leader-elected (on the leader, unit 0),
+/// config-changed and start, each in a fresh sandbox whose writes are committed as a layer
+/// only when the hook succeeds. Units run in parallel (--parallel), the hooks of one unit
+/// strictly in order. A unit whose hook fails stops there, in error, with the rest of its
+/// hooks queued until `hookbox resolved`; the other units go on. Deploying the same charm
+/// again under the same name changes nothing.
+///
+/// Exit status: 0 when every unit started, 1 when a unit ended in error, 3 for an invalid
+/// charm, 4 when APP exists with another charm, 5 when the sandbox cannot run.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The charm: a path, or the digest (sha256-<hex>) of a stored charm.
+    pub charm: String,
+    /// The application name (lowercase letters, digits, hyphens).
+    pub app: AppName,
+    /// How many units to create.
+    #[arg(long, short = 'n', default_value_t = 1, value_name = "N")]
+    pub units: u32,
+    /// A config setting, checked against the charm's config.yaml (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = units::parse_pair)]
+    pub config: Vec<(String, String)>,
+    /// Network of the application's hooks: none (loopback only) or host.
+    #[arg(long, value_enum, default_value = "none")]
+    pub network: NetworkArg,
+    /// Time limit of each hook, in seconds (the hook fails when it passes).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// How many units run hooks at once [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<usize>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with only loopback.
+    None,
+    /// The host's network.
+    Host,
+}
+
+impl From<NetworkArg> for Network {
+    fn from(arg: NetworkArg) -> Self {
+        match arg {
+            NetworkArg::None => Network::None,
+            NetworkArg::Host => Network::Host,
+        }
+    }
+}
+
+/// Runs `hookbox deploy`.
+pub fn run(root: &StateRoot, args: DeployArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(t) = args.timeout
+        && !(t.is_finite() && t > 0.0)
+    {
+        anyhow::bail!(hookbox::runner::RunnerError::Usage {
+            what: format!("--timeout {t} is not a positive number of seconds"),
+        });
+    }
+    let runner = units::runner(root)?;
+    let request = DeployRequest {
+        charm: args.charm,
+        app: args.app,
+        units: args.units,
+        config: args.config,
+        run: RunSettings {
+            network: args.network.into(),
+            timeout_secs: args.timeout,
+        },
+        parallel: args.parallel.unwrap_or_else(units::default_parallel),
+    };
+    let report = lifecycle::deploy(&runner, &request, &units::print_wait)?;
+    let status = report
+        .units
+        .iter()
+        .map(units::unit_status)
+        .fold(ExitStatus::Success, units::worst);
+    if args.json {
+        print_json(&report)?;
+        return Ok(status);
+    }
+    let revision = report
+        .charm
+        .revision
+        .map_or_else(|| "none".to_owned(), |r| r.to_string());
+    if report.outcome == "unchanged" {
+        println!(
+            "{} already runs {} (revision {revision}, {}); nothing changed",
+            report.application, report.charm.name, report.charm.digest
+        );
+        return Ok(status);
+    }
+    println!(
+        "deployed {} as {} (revision {revision}, {})",
+        report.charm.name, report.application, report.charm.digest
+    );
+    Ok(units::print_unit_reports(&report.units))
+}

@@ -1,0 +1,274 @@
+//! `hookbox status [APP|UNIT]`.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use hookbox::exit::ExitStatus;
+use hookbox::model::runtime::{AppRuntime, UnitRuntime};
+use hookbox::model::{AppName, AppRecord, ErrorKind, UnitLock, UnitName, UnitPaths, UnitState};
+use hookbox::runner::lifecycle::CharmSummary;
+use hookbox::runner::{Runner, open_unit};
+use hookbox::store::StateRoot;
+use hookbox::store::digest::CharmDigest;
+use serde::Serialize;
+
+use super::output::print_json;
+use super::units;
+
+/// Show applications and units: charm, agent status, errors, workload status, ports.
+///
+/// The agent status is idle, executing (a hook runs now) or error (with the failed hook).
+/// A unit whose journal says a hook was running while no hookbox holds it (a killed
+/// runner) is recovered first: it then shows in error for that hook (rule 7). The --json
+/// form is documented in the README ("status/history JSON schema") and is stable.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this application, or only this unit (APP/N).
+    pub target: Option<String>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A relation as status shows it.
+#[derive(Debug, Serialize)]
+pub struct RelationStatus {
+    /// The relation id.
+    pub id: u64,
+    /// This application's endpoint.
+    pub endpoint: String,
+    /// The other application.
+    pub remote_application: String,
+    /// Its endpoint.
+    pub remote_endpoint: String,
+    /// The interface.
+    pub interface: String,
+}
+
+/// A workload status.
+#[derive(Debug, Serialize)]
+pub struct Workload {
+    /// maintenance, blocked, waiting, active or unknown.
+    pub status: String,
+    /// The message.
+    pub message: String,
+}
+
+/// One unit.
+#[derive(Debug, Serialize)]
+pub struct UnitStatus {
+    /// Its application.
+    pub application: String,
+    /// Its charm.
+    pub charm: Option<CharmSummary>,
+    /// idle, executing or error.
+    pub agent_status: &'static str,
+    /// The hook running now (executing only).
+    pub hook: Option<String>,
+    /// The error, e.g. {"kind": "hook", "hook": "start"}.
+    pub error: Option<ErrorKind>,
+    /// The workload status the charm set.
+    pub workload: Workload,
+    /// Whether it is the leader.
+    pub leader: bool,
+    /// The relations of its application.
+    pub relations: Vec<RelationStatus>,
+    /// Open ports, e.g. "8080/tcp".
+    pub ports: Vec<String>,
+    /// Committed runtime layers.
+    pub layers: usize,
+    /// Hooks waiting behind a failed one.
+    pub queued: Vec<String>,
+}
+
+/// One application.
+#[derive(Debug, Serialize)]
+pub struct AppStatus {
+    /// Its charm.
+    pub charm: Option<CharmSummary>,
+    /// The application status the leader set.
+    pub status: Workload,
+    /// The workload version.
+    pub version: Option<String>,
+    /// The leader unit.
+    pub leader: Option<String>,
+    /// Its relations.
+    pub relations: Vec<RelationStatus>,
+    /// Its units.
+    pub units: BTreeMap<String, UnitStatus>,
+}
+
+/// The whole answer.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Applications by name.
+    pub applications: BTreeMap<String, AppStatus>,
+}
+
+fn charm_summary(runner: &Runner, digest: &CharmDigest, owner: &str) -> Option<CharmSummary> {
+    runner.charm(digest, owner).ok().map(|c| CharmSummary {
+        name: c.record.name.clone(),
+        revision: c.record.revision,
+        digest: digest.clone(),
+    })
+}
+
+fn unit_status(
+    runner: &Runner,
+    root: &StateRoot,
+    app: &AppRecord,
+    name: &UnitName,
+) -> anyhow::Result<UnitStatus> {
+    // Recover a unit no process holds (its journal may say a killed runner's hook runs).
+    let journal = match UnitLock::try_acquire(name, &UnitPaths::new(root, name).lock_file()) {
+        Ok(lock) => {
+            drop(lock);
+            let (unit, _) = open_unit(root, name, units::print_wait)?;
+            unit.journal().clone()
+        }
+        Err(_) => hookbox::model::Unit::peek(root, name)?,
+    };
+    let runtime = UnitRuntime::load(root, name)?;
+    let (hook, error) = match &journal.state {
+        UnitState::RunningHook { hook, .. } | UnitState::Committing { hook, .. } => {
+            (Some(hook.clone()), None)
+        }
+        UnitState::Error { error } => (None, Some(error.clone())),
+        UnitState::Idle => (None, None),
+    };
+    Ok(UnitStatus {
+        application: app.name.to_string(),
+        charm: charm_summary(runner, &runtime.charm, &name.to_string()),
+        agent_status: journal.state.agent_status(),
+        hook,
+        error,
+        workload: Workload {
+            status: runtime.workload.status.clone(),
+            message: runtime.workload.message.clone(),
+        },
+        leader: app.leader == Some(name.number()),
+        relations: relations(app),
+        ports: runtime.ports.iter().map(|p| p.range.to_string()).collect(),
+        layers: journal.layers.len(),
+        queued: runtime.queue.clone(),
+    })
+}
+
+fn relations(app: &AppRecord) -> Vec<RelationStatus> {
+    app.relations
+        .iter()
+        .map(|r| RelationStatus {
+            id: r.id,
+            endpoint: r.endpoint.clone(),
+            remote_application: r.remote_app.to_string(),
+            remote_endpoint: r.remote_endpoint.clone(),
+            interface: r.interface.clone(),
+        })
+        .collect()
+}
+
+/// Gathers the status of `target` (everything when `None`).
+pub fn gather(root: &StateRoot, target: Option<&str>) -> anyhow::Result<Status> {
+    let runner = units::runner(root)?;
+    let (apps, only_unit) = match target {
+        None => (AppRecord::list(root)?, None),
+        Some(text) if text.contains('/') => {
+            let unit = UnitName::parse(text)?;
+            (vec![unit.app().clone()], Some(unit))
+        }
+        Some(text) => (vec![AppName::parse(text)?], None),
+    };
+    let mut applications = BTreeMap::new();
+    for name in apps {
+        let app = AppRecord::load(root, &name)?;
+        let runtime = AppRuntime::load(root, &name)?;
+        let mut unit_map = BTreeMap::new();
+        let names: Vec<UnitName> = match &only_unit {
+            Some(unit) if app.units.contains(&unit.number()) => vec![unit.clone()],
+            Some(unit) => {
+                return Err(hookbox::model::UnitError::UnknownUnit { unit: unit.clone() }.into());
+            }
+            None => app.unit_names(),
+        };
+        for unit in names {
+            unit_map.insert(unit.to_string(), unit_status(&runner, root, &app, &unit)?);
+        }
+        applications.insert(
+            name.to_string(),
+            AppStatus {
+                charm: charm_summary(&runner, &app.charm, name.as_str()),
+                status: Workload {
+                    status: runtime.status.status.clone(),
+                    message: runtime.status.message.clone(),
+                },
+                version: runtime.version.clone(),
+                leader: app
+                    .leader
+                    .map(|n| UnitName::new(name.clone(), n).to_string()),
+                relations: relations(&app),
+                units: unit_map,
+            },
+        );
+    }
+    Ok(Status { applications })
+}
+
+/// Runs `hookbox status`.
+pub fn run(root: &StateRoot, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    let status = gather(root, args.target.as_deref())?;
+    if args.json {
+        print_json(&status)?;
+        return Ok(ExitStatus::Success);
+    }
+    if status.applications.is_empty() {
+        println!("no applications; deploy one with `hookbox deploy CHARM APP`");
+        return Ok(ExitStatus::Success);
+    }
+    println!(
+        "{:<16} {:<16} {:>4} {:>5}  {:<12} Version",
+        "App", "Charm", "Rev", "Units", "Status"
+    );
+    for (name, app) in &status.applications {
+        let (charm, rev) = app
+            .charm
+            .as_ref()
+            .map_or(("?".to_owned(), "-".to_owned()), |c| {
+                (
+                    c.name.clone(),
+                    c.revision.map_or("-".to_owned(), |r| r.to_string()),
+                )
+            });
+        println!(
+            "{name:<16} {charm:<16} {rev:>4} {:>5}  {:<12} {}",
+            app.units.len(),
+            app.status.status,
+            app.version.clone().unwrap_or_default()
+        );
+    }
+    println!();
+    println!(
+        "{:<20} {:<10} {:<12} {:<14} Message",
+        "Unit", "Agent", "Workload", "Ports"
+    );
+    for app in status.applications.values() {
+        for (name, unit) in &app.units {
+            let label = if unit.leader {
+                format!("{name}*")
+            } else {
+                name.clone()
+            };
+            let message = match (&unit.error, &unit.hook) {
+                (Some(error), _) => error.to_string(),
+                (None, Some(hook)) => format!("running {hook} hook"),
+                (None, None) => unit.workload.message.clone(),
+            };
+            println!(
+                "{label:<20} {:<10} {:<12} {:<14} {message}",
+                unit.agent_status,
+                unit.workload.status,
+                unit.ports.join(",")
+            );
+        }
+    }
+    Ok(ExitStatus::Success)
+}

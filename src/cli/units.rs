@@ -1,0 +1,107 @@
+//! Helpers shared by the unit commands: the runner, the wait notice, default parallelism,
+//! `K=V` parsing and the text rendering of hook runs.
+
+use hookbox::exit::ExitStatus;
+use hookbox::model::history::Outcome;
+use hookbox::runner::lifecycle::UnitReport;
+use hookbox::runner::{HookReport, Runner};
+use hookbox::store::StateRoot;
+
+/// The runner over `root`.
+pub fn runner(root: &StateRoot) -> anyhow::Result<Runner> {
+    Ok(Runner::new(root)?)
+}
+
+/// Prints what a command waits for (another hookbox process holding a unit or app lock).
+pub fn print_wait(message: &str) {
+    eprintln!("{message}");
+}
+
+/// The number of CPUs, the default of `--parallel`.
+pub fn default_parallel() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// One line for a hook run: `hello/0 install: ok (0.2s)`.
+pub fn describe_run(run: &HookReport) -> String {
+    let record = &run.record;
+    let outcome = match record.outcome {
+        Some(Outcome::Ok) => "ok".to_owned(),
+        Some(Outcome::Missing) => "missing (no handler)".to_owned(),
+        Some(Outcome::Failed) => format!(
+            "FAILED: {}",
+            record.reason.clone().unwrap_or_else(|| "failed".to_owned())
+        ),
+        None => "?".to_owned(),
+    };
+    format!(
+        "{} {}: {outcome} ({:.1}s)",
+        run.unit,
+        record.hook,
+        record.duration_ms as f64 / 1000.0
+    )
+}
+
+/// Prints the runs of each unit and what is left, and returns the exit status: 1 when a
+/// unit ended in error, the class of a unit's own error otherwise.
+pub fn print_unit_reports(reports: &[UnitReport]) -> ExitStatus {
+    let mut status = ExitStatus::Success;
+    for report in reports {
+        for run in &report.runs {
+            println!("{}", describe_run(run));
+        }
+        if let Some(error) = &report.error {
+            eprintln!("error: unit {}: {error}", report.unit);
+        }
+        if report.in_error {
+            let hook = report
+                .runs
+                .last()
+                .map(|r| r.record.hook.clone())
+                .or_else(|| report.queued.first().cloned())
+                .unwrap_or_default();
+            println!(
+                "{} is in error (hook failed: {hook:?}); fix it with `hookbox shell {}`, then `hookbox resolved {} [--retry]`{}",
+                report.unit,
+                report.unit,
+                report.unit,
+                if report.queued.len() > 1 {
+                    format!("; queued: {}", report.queued[1..].join(", "))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        status = worst(status, unit_status(report));
+    }
+    status
+}
+
+/// The exit status one unit's report calls for.
+pub fn unit_status(report: &UnitReport) -> ExitStatus {
+    if let Some(status) = report.error_status {
+        status
+    } else if report.in_error {
+        ExitStatus::HookFailed
+    } else {
+        ExitStatus::Success
+    }
+}
+
+/// The more serious of two statuses (a hook failure outranks success; any other error
+/// outranks a hook failure).
+pub fn worst(a: ExitStatus, b: ExitStatus) -> ExitStatus {
+    match (a, b) {
+        (ExitStatus::Success, x) | (x, ExitStatus::Success) => x,
+        (ExitStatus::HookFailed, x) | (x, ExitStatus::HookFailed) => x,
+        (x, _) => x,
+    }
+}

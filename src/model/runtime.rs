@@ -1,0 +1,260 @@
+//! What hooks leave behind besides files: per unit its charm, workload status, open ports
+//! and relation settings (`units/<app>-<n>/runtime.json`); per application its status,
+//! leader settings, workload version, relation settings and deploy options
+//! (`apps/<app>.runtime.json`). Both are saved atomically and only ever replaced whole by
+//! [`UnitRuntime::apply`] / [`AppRuntime::apply`], so applying the same hook effects twice
+//! (a commit completed by recovery) gives the same state.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sandbox::Network;
+use crate::store::digest::CharmDigest;
+use crate::store::{StateRoot, atomic};
+use crate::tools::context::{HookEffects, OpenedPort, Settings, WorkloadStatus};
+
+use super::{AppName, UnitError, UnitName, UnitPaths};
+
+/// The runtime state of one unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitRuntime {
+    /// The charm the unit runs (it changes when the unit upgrades).
+    pub charm: CharmDigest,
+    /// The workload status the unit's hooks set.
+    #[serde(default)]
+    pub workload: WorkloadStatus,
+    /// The port ranges the unit has open.
+    #[serde(default)]
+    pub ports: BTreeSet<OpenedPort>,
+    /// The unit's own settings in each relation, by relation id.
+    #[serde(default)]
+    pub relation_settings: BTreeMap<u32, Settings>,
+    /// Hooks still to run, in order (the rest of a deploy or config change that stopped at
+    /// a failed hook; they run once the unit is resolved).
+    #[serde(default)]
+    pub queue: Vec<String>,
+}
+
+impl UnitRuntime {
+    /// A unit on `charm` that has run nothing yet.
+    pub fn new(charm: CharmDigest) -> Self {
+        Self {
+            charm,
+            workload: WorkloadStatus::default(),
+            ports: BTreeSet::new(),
+            relation_settings: BTreeMap::new(),
+            queue: Vec::new(),
+        }
+    }
+
+    /// `units/<app>-<n>/runtime.json`.
+    pub fn path(root: &StateRoot, unit: &UnitName) -> PathBuf {
+        UnitPaths::new(root, unit).dir().join("runtime.json")
+    }
+
+    /// Loads the unit's runtime state; `UnknownUnit` when it has none.
+    pub fn load(root: &StateRoot, unit: &UnitName) -> Result<Self, UnitError> {
+        atomic::read_json(&Self::path(root, unit))?
+            .ok_or_else(|| UnitError::UnknownUnit { unit: unit.clone() })
+    }
+
+    /// Saves it atomically.
+    pub fn save(&self, root: &StateRoot, unit: &UnitName) -> Result<(), UnitError> {
+        atomic::write_json(&Self::path(root, unit), self)?;
+        Ok(())
+    }
+
+    /// Applies the unit-level part of a successful hook's effects (plain replacement).
+    pub fn apply(&mut self, effects: &HookEffects) {
+        if let Some(status) = &effects.unit_status {
+            self.workload = status.clone();
+        }
+        if let Some(ports) = &effects.opened_ports {
+            self.ports = ports.clone();
+        }
+        for (id, update) in &effects.relation_settings {
+            if let Some(settings) = &update.unit {
+                self.relation_settings.insert(*id, settings.clone());
+            }
+        }
+    }
+}
+
+/// How an application's hooks run, chosen at deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunSettings {
+    /// Network isolation of the hooks.
+    #[serde(default)]
+    pub network: Network,
+    /// The time limit of one hook, in seconds (none: unlimited).
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+}
+
+impl RunSettings {
+    /// The hook time limit.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_secs
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    }
+}
+
+/// The runtime state of one application.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AppRuntime {
+    /// The application status the leader set.
+    #[serde(default)]
+    pub status: WorkloadStatus,
+    /// The leader settings.
+    #[serde(default)]
+    pub leader_settings: Settings,
+    /// The workload version `application-version-set` reported.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The application's settings in each relation, by relation id.
+    #[serde(default)]
+    pub relation_settings: BTreeMap<u32, Settings>,
+    /// How its hooks run.
+    #[serde(default)]
+    pub run: RunSettings,
+}
+
+impl AppRuntime {
+    /// `apps/<app>.runtime.json` (not a valid application file name, so
+    /// `AppRecord::list` skips it).
+    pub fn path(root: &StateRoot, app: &AppName) -> PathBuf {
+        root.apps_dir().join(format!("{app}.runtime.json"))
+    }
+
+    /// Loads the application's runtime state (the default when none was saved).
+    pub fn load(root: &StateRoot, app: &AppName) -> Result<Self, UnitError> {
+        Ok(atomic::read_json(&Self::path(root, app))?.unwrap_or_default())
+    }
+
+    /// Saves it atomically.
+    pub fn save(&self, root: &StateRoot, app: &AppName) -> Result<(), UnitError> {
+        root.ensure_dir(&root.apps_dir())?;
+        atomic::write_json(&Self::path(root, app), self)?;
+        Ok(())
+    }
+
+    /// Applies the application-level part of a successful hook's effects.
+    pub fn apply(&mut self, effects: &HookEffects) {
+        if let Some(status) = &effects.application_status {
+            self.status = status.clone();
+        }
+        if let Some(settings) = &effects.leader_settings {
+            self.leader_settings = settings.clone();
+        }
+        if let Some(version) = &effects.application_version {
+            self.version = Some(version.clone());
+        }
+        for (id, update) in &effects.relation_settings {
+            if let Some(settings) = &update.application {
+                self.relation_settings.insert(*id, settings.clone());
+            }
+        }
+    }
+
+    /// Whether `effects` touch application-level state.
+    pub fn is_touched_by(effects: &HookEffects) -> bool {
+        effects.application_status.is_some()
+            || effects.leader_settings.is_some()
+            || effects.application_version.is_some()
+            || effects
+                .relation_settings
+                .values()
+                .any(|u| u.application.is_some())
+    }
+}
+
+/// An exclusive flock on `apps/<app>.lock`, held while a command changes the application
+/// (deploy, add-unit, remove, config), so two such commands never interleave.
+#[derive(Debug)]
+pub struct AppLock {
+    _file: std::fs::File,
+}
+
+impl AppLock {
+    /// Takes the lock, waiting for another process; `on_wait` gets the message naming what
+    /// it waits for.
+    pub fn acquire(
+        root: &StateRoot,
+        app: &AppName,
+        on_wait: impl FnOnce(&str),
+    ) -> Result<Self, UnitError> {
+        use rustix::fs::FlockOperation;
+        root.ensure_dir(&root.apps_dir())?;
+        let path = root.apps_dir().join(format!("{app}.lock"));
+        let lock_error = |source: std::io::Error| UnitError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_error)?;
+        if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            on_wait(&format!(
+                "waiting for application {app}: another hookbox process is changing it"
+            ));
+            loop {
+                match rustix::fs::flock(&file, FlockOperation::LockExclusive) {
+                    Ok(()) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(lock_error(e.into())),
+                }
+            }
+        }
+        Ok(Self { _file: file })
+    }
+
+    /// Removes the lock file of a removed application (the lock stays held until drop).
+    pub fn remove_file(root: &StateRoot, app: &AppName) {
+        let _ = std::fs::remove_file(root.apps_dir().join(format!("{app}.lock")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tools::context::RelationSettingsUpdate;
+
+    #[test]
+    fn applying_effects_twice_is_applying_them_once() {
+        let digest = CharmDigest::parse(&"a".repeat(64)).unwrap();
+        let mut unit = UnitRuntime::new(digest);
+        let mut app = AppRuntime::default();
+        let mut effects = HookEffects {
+            unit_status: Some(WorkloadStatus {
+                status: "active".into(),
+                message: "ok".into(),
+                data: BTreeMap::new(),
+            }),
+            application_version: Some("1.2".into()),
+            ..HookEffects::default()
+        };
+        effects.relation_settings.insert(
+            3,
+            RelationSettingsUpdate {
+                unit: Some(Settings::from([("k".into(), "v".into())])),
+                application: Some(Settings::from([("a".into(), "b".into())])),
+            },
+        );
+        unit.apply(&effects);
+        app.apply(&effects);
+        let (once_unit, once_app) = (unit.clone(), app.clone());
+        unit.apply(&effects);
+        app.apply(&effects);
+        assert_eq!(unit, once_unit);
+        assert_eq!(app, once_app);
+        assert_eq!(unit.workload.status, "active");
+        assert_eq!(app.relation_settings[&3]["a"], "b");
+        assert!(AppRuntime::is_touched_by(&effects));
+    }
+}

@@ -1,0 +1,610 @@
+//! One hook run of one unit, from an open (locked, recovered) [`Unit`] to a committed or
+//! discarded layer, applied or dropped effects, a history line and log lines.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::charm::{CharmFiles, HookKind, HookName, Metadata, YamlLimits};
+use crate::model::history::{self, Outcome, RecordKind};
+use crate::model::runtime::{AppRuntime, UnitRuntime};
+use crate::model::{AppRecord, HistoryRecord, Recovery, Timestamp, Unit, UnitError, UnitName};
+use crate::sandbox::{self, BindMount, HandlerLookup, Lower, RunOptions, SandboxSpec};
+use crate::store::charms::{CharmRecord, CharmStore};
+use crate::store::digest::CharmDigest;
+use crate::store::{StateRoot, atomic};
+use crate::tools::context::{ActionEffects, HookEffects};
+
+use super::RunnerError;
+use super::context::{self, ContextInputs, EnvInputs, RelationTarget};
+use super::output_log;
+use super::tool_server::ToolServer;
+
+/// A stored charm, loaded once per process.
+#[derive(Debug)]
+pub struct LoadedCharm {
+    /// Its `charm.json`.
+    pub record: CharmRecord,
+    /// Its metadata, config and revision.
+    pub files: CharmFiles,
+    /// Its tree (the charm base layer).
+    pub tree: PathBuf,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct HookRequest {
+    /// The hook or action name (ignored for a retry: the failed hook runs again).
+    pub hook: String,
+    /// `resolved --retry`: rerun the failed hook over the operator layer.
+    pub retry: bool,
+    /// The relation of a relation hook.
+    pub relation: Option<RelationTarget>,
+    /// Action parameters.
+    pub action_params: BTreeMap<String, serde_json::Value>,
+    /// Copy the handler's output to ours as it arrives.
+    pub stream: bool,
+}
+
+/// How one run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookReport {
+    /// The unit.
+    pub unit: UnitName,
+    /// The history line written for it.
+    #[serde(flatten)]
+    pub record: HistoryRecord,
+    /// An action's results, failure and messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionEffects>,
+}
+
+impl HookReport {
+    /// Whether the run succeeded (`ok` or `missing`).
+    pub fn succeeded(&self) -> bool {
+        self.record.outcome != Some(Outcome::Failed)
+    }
+}
+
+/// What a successful run left to apply, written to `units/<u>/effects.json` before the
+/// commit and removed once applied, so a crash between the commit and the apply is finished
+/// by the next command (see [`open_unit`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingEffects {
+    context_id: String,
+    effects: HookEffects,
+    record: HistoryRecord,
+}
+
+fn pending_path(root: &StateRoot, unit: &UnitName) -> PathBuf {
+    crate::model::UnitPaths::new(root, unit)
+        .dir()
+        .join("effects.json")
+}
+
+/// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
+/// finishes what a killed runner left: the effects of a committed hook are applied (once;
+/// applying is a replacement, so a repeat is harmless), those of a hook that did not commit
+/// are dropped.
+pub fn open_unit(
+    root: &StateRoot,
+    name: &UnitName,
+    on_wait: impl FnOnce(&str),
+) -> Result<(Unit, Recovery), RunnerError> {
+    let (unit, recovery) = Unit::open(root, name, on_wait)?;
+    let path = pending_path(root, name);
+    let pending: Option<PendingEffects> = atomic::read_json(&path).ok().flatten();
+    let from_journal = recovery
+        .completed_commit
+        .as_ref()
+        .and_then(|c| c.pending.clone())
+        .and_then(|v| serde_json::from_value::<PendingEffects>(v).ok());
+    let pending = pending.or(from_journal);
+    if let Some(pending) = pending {
+        let committed = unit.error().is_none()
+            && !matches!(unit.state(), crate::model::UnitState::RunningHook { .. });
+        if committed {
+            apply_effects(root, name, &pending.effects)?;
+            history::append(&unit.paths().history_file(), &pending.record)?;
+            tracing::warn!(unit = %name, hook = %pending.record.hook, "applied the effects of a hook committed before hookbox was killed");
+        }
+        remove_file(&path)?;
+    }
+    Ok((unit, recovery))
+}
+
+fn remove_file(path: &Path) -> Result<(), RunnerError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RunnerError::io("remove", path)(e)),
+    }
+}
+
+/// Applies a successful hook's effects to the unit's and its application's runtime state.
+pub fn apply_effects(
+    root: &StateRoot,
+    unit: &UnitName,
+    effects: &HookEffects,
+) -> Result<(), RunnerError> {
+    if !effects.changes_state() {
+        return Ok(());
+    }
+    let mut runtime = UnitRuntime::load(root, unit)?;
+    runtime.apply(effects);
+    runtime.save(root, unit)?;
+    if AppRuntime::is_touched_by(effects) {
+        let _lock = crate::model::runtime::AppLock::acquire(root, unit.app(), |_| {})?;
+        let mut app = AppRuntime::load(root, unit.app())?;
+        app.apply(effects);
+        app.save(root, unit.app())?;
+    }
+    Ok(())
+}
+
+/// Runs hooks: holds the state root, the charm cache and where the tools come from.
+#[derive(Debug)]
+pub struct Runner {
+    root: StateRoot,
+    charms: Mutex<HashMap<CharmDigest, Arc<LoadedCharm>>>,
+    binary: PathBuf,
+    model_uuid: String,
+}
+
+impl Runner {
+    /// A runner over `root`, with this executable as the hook tools.
+    pub fn new(root: &StateRoot) -> Result<Self, RunnerError> {
+        let binary = std::env::current_exe().map_err(RunnerError::io(
+            "find the hookbox executable",
+            "/proc/self/exe",
+        ))?;
+        Ok(Self {
+            root: root.clone(),
+            charms: Mutex::new(HashMap::new()),
+            binary,
+            model_uuid: model_uuid(root)?,
+        })
+    }
+
+    /// The state root.
+    pub fn root(&self) -> &StateRoot {
+        &self.root
+    }
+
+    /// The stored charm `digest`, loaded (cached per process).
+    pub fn charm(
+        &self,
+        digest: &CharmDigest,
+        owner: &str,
+    ) -> Result<Arc<LoadedCharm>, RunnerError> {
+        let mut cache = self.charms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(charm) = cache.get(digest) {
+            return Ok(Arc::clone(charm));
+        }
+        let store = CharmStore::new(&self.root);
+        let missing = || RunnerError::MissingCharm {
+            digest: digest.clone(),
+            owner: owner.to_owned(),
+        };
+        let record = store.record(digest)?.ok_or_else(missing)?;
+        let tree = store.tree_path(digest);
+        let files = Metadata::load(&tree, &YamlLimits::default())?;
+        let charm = Arc::new(LoadedCharm {
+            record,
+            files,
+            tree,
+        });
+        cache.insert(digest.clone(), Arc::clone(&charm));
+        Ok(charm)
+    }
+
+    /// Runs one hook (or action, or the retry of the failed hook) on an open unit. A hook
+    /// that fails is reported in the [`HookReport`] (the unit is then in error); `Err` means
+    /// the run could not happen (unit in error, unknown hook, sandbox unavailable).
+    pub async fn run_hook(
+        &self,
+        unit: &mut Unit,
+        request: &HookRequest,
+    ) -> Result<HookReport, RunnerError> {
+        let name = unit.name().clone();
+        let root = &self.root;
+        if !request.retry
+            && let Some(error) = unit.error()
+        {
+            return Err(UnitError::InError {
+                unit: name,
+                error: error.clone(),
+            }
+            .into());
+        }
+        let runtime = UnitRuntime::load(root, &name)?;
+        let charm = self.charm(&runtime.charm, &name.to_string())?;
+        let hook_text = if request.retry {
+            match unit.error() {
+                Some(crate::model::ErrorKind::Hook { hook }) => hook.clone(),
+                Some(_) => request.hook.clone(),
+                None => return Err(UnitError::NotInError { unit: name }.into()),
+            }
+        } else {
+            request.hook.clone()
+        };
+        let hook = HookName::parse(&hook_text, &charm.files.metadata)?;
+        let app = AppRecord::load(root, name.app())?;
+        let app_runtime = AppRuntime::load(root, name.app())?;
+        let context_id = format!("{name}-{hook}-{}", random_u63());
+        let relation_endpoint = match hook.kind() {
+            HookKind::Relation { endpoint, .. } => Some(endpoint.clone()),
+            _ => None,
+        };
+        let relation = request
+            .relation
+            .as_ref()
+            .filter(|_| relation_endpoint.is_some());
+        let context = context::build_context(
+            root,
+            &ContextInputs {
+                unit: &name,
+                hook: &hook,
+                context_id: &context_id,
+                charm: &charm.files,
+                runtime: &runtime,
+                app: &app,
+                app_runtime: &app_runtime,
+                relation,
+                action_params: &request.action_params,
+            },
+        );
+        let is_action = *hook.kind() == HookKind::Action;
+        let action_uuid = is_action.then(|| format!("{:016x}", random_u63()));
+
+        // The run: a fresh upper, the journal says running-hook.
+        let run = if request.retry {
+            unit.begin_retry(&context_id)?.1
+        } else {
+            unit.begin_hook(hook.as_str(), &context_id)?
+        };
+        let started = Timestamp::now();
+        let clock = Instant::now();
+        grant_traverse(root, unit, Some(&run.dir))?;
+
+        // A squash of older layers, built in the background while the hook runs.
+        let squash = match unit.plan_squash(Some(&charm.tree)) {
+            Ok(job) => job.map(|job| tokio::task::spawn_blocking(move || job.run())),
+            Err(e) => {
+                tracing::warn!(unit = %name, error = %e, "cannot plan a squash");
+                None
+            }
+        };
+
+        // The hook-tool socket, in a private directory bound into the sandbox.
+        let agent = tempfile::Builder::new()
+            .prefix("hookbox-agent-")
+            .tempdir()
+            .map_err(RunnerError::io(
+                "create the agent directory in",
+                std::env::temp_dir(),
+            ))?;
+        std::fs::set_permissions(agent.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(RunnerError::io("open up", agent.path()))?;
+        let socket = agent.path().join(context::SOCKET_NAME);
+        let server = ToolServer::start(&socket, context)?;
+
+        let charm_path = sandbox::spec::default_charm_path(name.app().as_str(), name.number());
+        let env = context::hook_environment(&EnvInputs {
+            unit: &name,
+            hook: &hook,
+            context_id: &context_id,
+            charm_path: &charm_path,
+            model_uuid: &self.model_uuid,
+            relation,
+            relation_endpoint: relation_endpoint.as_deref(),
+            action_uuid: action_uuid.as_deref(),
+        });
+        let mut lowers: Vec<Lower> = unit.lowers().into_iter().map(Lower::new).collect();
+        lowers.push(Lower::idmapped(&charm.tree));
+        let hook_path = charm_path.join(hook.dispatch_path());
+        let mut spec = SandboxSpec::new(
+            lowers,
+            run.upper.clone(),
+            run.work.clone(),
+            charm_path.clone(),
+            vec![hook_path.display().to_string()],
+            env,
+        );
+        spec.hostname = name.dir_name();
+        spec.network = app_runtime.run.network;
+        spec.limits.timeout = app_runtime.run.timeout();
+        spec.handler = Some(HandlerLookup {
+            dispatch: charm_path.join("dispatch"),
+            hook: hook_path,
+        });
+        spec.binds = vec![
+            BindMount {
+                source: self.binary.clone(),
+                target: context::BINARY_IN_SANDBOX.into(),
+                writable: false,
+            },
+            BindMount {
+                source: tools_dir(root)?,
+                target: context::tools_dir_in_sandbox(&name).into(),
+                writable: false,
+            },
+            BindMount {
+                source: agent.path().to_owned(),
+                target: context::agent_dir_in_sandbox(&name).into(),
+                writable: false,
+            },
+        ];
+        let options = RunOptions {
+            stream: request.stream,
+            run_id: Some(context_id.clone()),
+            ..RunOptions::default()
+        };
+        let result = sandbox::run(&spec, &options).await;
+        let effects = server.finish();
+        drop(server);
+        drop(agent);
+        let ended = Timestamp::now();
+        let duration_ms = clock.elapsed().as_millis() as u64;
+
+        let mut record = HistoryRecord {
+            kind: RecordKind::Hook,
+            hook: hook.to_string(),
+            outcome: None,
+            exit_code: None,
+            signal: None,
+            reason: None,
+            context_id: Some(context_id.clone()),
+            charm_revision: charm.record.revision,
+            started,
+            duration_ms,
+            layer: None,
+        };
+        let action = is_action.then(|| effects.action.clone());
+        let log_path = output_log::log_path(root, &name);
+        let outcome = match &result {
+            Ok(report) => {
+                match report.outcome {
+                    sandbox::Outcome::Exited { code } => record.exit_code = Some(code),
+                    sandbox::Outcome::Signaled { signal } => record.signal = Some(signal),
+                    _ => {}
+                }
+                if report.outcome.success() {
+                    let missing = report.outcome == sandbox::Outcome::Missing;
+                    record.outcome = Some(if missing {
+                        Outcome::Missing
+                    } else {
+                        Outcome::Ok
+                    });
+                    if missing {
+                        record.reason = Some(format!(
+                            "no handler: neither an executable dispatch nor {}",
+                            hook.dispatch_path().display()
+                        ));
+                    }
+                } else {
+                    record.outcome = Some(Outcome::Failed);
+                    record.reason = Some(report.reason.clone());
+                }
+                record.outcome
+            }
+            Err(error) => {
+                record.outcome = Some(Outcome::Failed);
+                record.reason = Some(error_chain(error));
+                record.outcome
+            }
+        };
+        let summary = match outcome {
+            Some(Outcome::Ok) => "hook succeeded".to_owned(),
+            Some(Outcome::Missing) => "no handler for the hook (missing)".to_owned(),
+            _ => format!("hook failed: {}", record.reason.clone().unwrap_or_default()),
+        };
+        let lines = output_log::lines_of_run(
+            hook.as_str(),
+            &context_id,
+            started,
+            ended,
+            result.as_ref().ok(),
+            &effects.log,
+            &summary,
+        );
+        if let Err(e) = output_log::append(&log_path, &lines) {
+            tracing::warn!(unit = %name, error = %e, "cannot write the unit log");
+        }
+
+        if outcome == Some(Outcome::Failed) {
+            unit.discard(&run)?;
+            history::append(&unit.paths().history_file(), &record)?;
+        } else {
+            sync_filesystem(&run.upper)?;
+            let pending = PendingEffects {
+                context_id: context_id.clone(),
+                effects: effects.clone(),
+                record: record.clone(),
+            };
+            let pending_file = pending_path(root, &name);
+            atomic::write_json(&pending_file, &pending)?;
+            let value = serde_json::to_value(&pending).ok();
+            let layer = unit.commit(&run, value)?;
+            record.layer = layer;
+            apply_effects(root, &name, &effects)?;
+            history::append(&unit.paths().history_file(), &record)?;
+            remove_file(&pending_file)?;
+        }
+
+        if let Some(task) = squash {
+            match task.await {
+                Ok(Ok(built)) => {
+                    unit.finish_squash(built)?;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(unit = %name, error = %e, "squash failed; abandoned");
+                    unit.abandon_squash()?;
+                }
+                Err(e) => {
+                    tracing::warn!(unit = %name, error = %e, "squash task failed; abandoned");
+                    unit.abandon_squash()?;
+                }
+            }
+        }
+
+        if let Err(error) = result {
+            return Err(RunnerError::Sandbox {
+                unit: name.to_string(),
+                hook: hook.to_string(),
+                source: error,
+            });
+        }
+        Ok(HookReport {
+            unit: name,
+            record,
+            action,
+        })
+    }
+}
+
+/// As root, the sandbox's helper runs as the id range's root inside its user namespace and
+/// opens the upper, work and committed layer dirs by path, through directories that are
+/// host root's and mode 0700. It is given search (only) on that chain through their group:
+/// group = the range's root gid, mode 0710. No other host user gains anything. Rootless,
+/// every directory is the caller's already.
+pub fn grant_traverse(
+    root: &crate::store::StateRoot,
+    unit: &Unit,
+    run_dir: Option<&Path>,
+) -> Result<(), RunnerError> {
+    use std::os::unix::fs::MetadataExt;
+    let ids = sandbox::IdMapping::for_current_user();
+    let sandbox::IdMapping::Range { .. } = ids else {
+        return Ok(());
+    };
+    let (_, gid) = ids.host_root();
+    let dirs = unit.paths().layer_dirs();
+    let mut chain = vec![
+        root.path().to_owned(),
+        root.units_dir(),
+        unit.paths().dir().to_owned(),
+        dirs.runs(),
+        dirs.layers(),
+    ];
+    chain.extend(run_dir.map(Path::to_owned));
+    for dir in chain {
+        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+            continue;
+        };
+        if !meta.is_dir() || (meta.gid() == gid && meta.mode() & 0o010 != 0) {
+            continue;
+        }
+        std::os::unix::fs::lchown(&dir, None, Some(gid)).map_err(RunnerError::io(
+            "give the sandbox search permission on",
+            &dir,
+        ))?;
+        let mode = (meta.mode() & 0o700) | 0o010;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).map_err(
+            RunnerError::io("give the sandbox search permission on", &dir),
+        )?;
+    }
+    Ok(())
+}
+
+/// Flushes what the hook wrote to its upper (the overlay is mounted `volatile`) before the
+/// commit makes it part of the state.
+fn sync_filesystem(upper: &Path) -> Result<(), RunnerError> {
+    let dir = std::fs::File::open(upper).map_err(RunnerError::io("open", upper))?;
+    rustix::fs::syncfs(&dir).map_err(|e| RunnerError::io("syncfs", upper)(e.into()))
+}
+
+/// A random non-negative 63-bit number (Juju's context id suffix).
+pub fn random_u63() -> u64 {
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        bytes = (nanos ^ u64::from(std::process::id()).rotate_left(32)).to_ne_bytes();
+    }
+    u64::from_ne_bytes(bytes) >> 1
+}
+
+/// The state root's model uuid (`model.json`), created once.
+fn model_uuid(root: &StateRoot) -> Result<String, RunnerError> {
+    #[derive(Serialize, Deserialize)]
+    struct Model {
+        uuid: String,
+    }
+    let path = root.path().join("model.json");
+    if let Some(model) = atomic::read_json::<Model>(&path)? {
+        return Ok(model.uuid);
+    }
+    root.ensure_dir(root.path())?;
+    let (a, b) = (random_u63(), random_u63());
+    let uuid = format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 31,
+        (a >> 15) & 0xffff,
+        a & 0xfff,
+        0x8000 | ((b >> 48) & 0x3fff),
+        b & 0xffff_ffff_ffff
+    );
+    atomic::write_json(&path, &Model { uuid: uuid.clone() })?;
+    // Two processes racing to create it: the file that won is the uuid.
+    Ok(atomic::read_json::<Model>(&path)?.map_or(uuid, |m| m.uuid))
+}
+
+/// `<root>/tools-<fingerprint>/`: one symlink per hook tool to the binary's place in the
+/// sandbox, created once (built aside, then renamed into place).
+fn tools_dir(root: &StateRoot) -> Result<PathBuf, RunnerError> {
+    use sha2::Digest;
+    let names = crate::tools::TOOL_NAMES.join("\n");
+    let fingerprint = sha2::Sha256::digest(format!("{}\n{names}", context::BINARY_IN_SANDBOX));
+    let hex: String = fingerprint[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = root.path().join(format!("tools-{hex}"));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    root.ensure_dir(root.path())?;
+    let staging = tempfile::Builder::new()
+        .prefix(".tools-")
+        .tempdir_in(root.path())
+        .map_err(RunnerError::io("create a directory in", root.path()))?;
+    for tool in crate::tools::TOOL_NAMES {
+        let link = staging.path().join(tool);
+        std::os::unix::fs::symlink(context::BINARY_IN_SANDBOX, &link)
+            .map_err(RunnerError::io("create the tool symlink", &link))?;
+    }
+    std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
+        .map_err(RunnerError::io("open up", staging.path()))?;
+    let staged = staging.keep();
+    match std::fs::rename(&staged, &dir) {
+        Ok(()) => {}
+        Err(_) if dir.is_dir() => {
+            let _ = std::fs::remove_dir_all(&staged);
+        }
+        Err(e) => return Err(RunnerError::io("install the tools directory", &dir)(e)),
+    }
+    Ok(dir)
+}
+
+/// "outer: inner: innermost" of an error and its sources.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,203 @@
+//! The operator's views of a unit: `diff` (what runtime changed against the charm base,
+//! like `git status`) and `shell` (the sandbox over the unit's charm dir).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::model::runtime::{AppRuntime, UnitRuntime};
+use crate::model::{Unit, UnitName};
+use crate::sandbox::{self, Lower, RunOptions, RunReport, SandboxSpec};
+use crate::store::digest::{EntryKind, TreeEntry};
+use crate::store::merge::{Listing, flatten_layers};
+use crate::store::squash::OverlayXattrs;
+
+use super::RunnerError;
+use super::hook_run::{Runner, open_unit};
+
+/// How a path differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiffStatus {
+    /// Not in the charm; runtime created it.
+    Added,
+    /// In the charm with other content, type or mode.
+    Modified,
+    /// In the charm; runtime deleted it.
+    Deleted,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffLine {
+    /// The path relative to the charm dir.
+    pub path: String,
+    /// How it differs.
+    pub status: DiffStatus,
+    /// `file`, `dir`, `symlink` or `special` (what is there now; for deletions, what was).
+    pub kind: &'static str,
+}
+
+fn kind_name(entry: &TreeEntry) -> &'static str {
+    match entry.kind {
+        EntryKind::File { .. } => "file",
+        EntryKind::Dir => "dir",
+        EntryKind::Symlink { .. } => "symlink",
+        EntryKind::Special { .. } => "special",
+    }
+}
+
+/// The paths where `after` differs from `before`, in tree order.
+pub fn compare(before: &Listing, after: &Listing) -> Vec<DiffLine> {
+    let mut lines = Vec::new();
+    let text = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+    for entry in after.entries() {
+        match before.get(&entry.path) {
+            None => lines.push(DiffLine {
+                path: text(&entry.path),
+                status: DiffStatus::Added,
+                kind: kind_name(entry),
+            }),
+            Some(old) if old != entry => lines.push(DiffLine {
+                path: text(&entry.path),
+                status: DiffStatus::Modified,
+                kind: kind_name(entry),
+            }),
+            Some(_) => {}
+        }
+    }
+    for entry in before.entries() {
+        if after.get(&entry.path).is_none() {
+            lines.push(DiffLine {
+                path: text(&entry.path),
+                status: DiffStatus::Deleted,
+                kind: kind_name(entry),
+            });
+        }
+    }
+    lines.sort_by(|a, b| crate::store::merge::tree_order(a.path.as_bytes(), b.path.as_bytes()));
+    lines
+}
+
+/// `diff UNIT`: the unit's charm dir (operator layer included) against its charm base; with
+/// `failed`, what the last failed hook wrote, over the stack it ran on (`None` when no hook
+/// has failed).
+pub fn diff(
+    runner: &Runner,
+    name: &UnitName,
+    failed: bool,
+) -> Result<Option<Vec<DiffLine>>, RunnerError> {
+    let root = runner.root();
+    let journal = Unit::peek(root, name)?;
+    let runtime = UnitRuntime::load(root, name)?;
+    let charm = runner.charm(&runtime.charm, &name.to_string())?;
+    let base = Listing::read_tree(&charm.tree)?;
+    let paths = crate::model::UnitPaths::new(root, name);
+    let mut stack: Vec<PathBuf> = journal.layers.iter().map(|id| paths.layer(id)).collect();
+    if journal.operator && paths.operator_dir().is_dir() {
+        stack.insert(0, paths.operator_dir());
+    }
+    let current = flatten_layers(&stack, OverlayXattrs::User)?.apply(&base);
+    if !failed {
+        return Ok(Some(compare(&base, &current)));
+    }
+    let failed_root = paths.layer_dirs().failed_root();
+    let Some(failed_layer) = std::fs::read_dir(&failed_root)
+        .ok()
+        .and_then(|mut entries| entries.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path())
+    else {
+        return Ok(None);
+    };
+    let runtime_only: Vec<PathBuf> = journal.layers.iter().map(|id| paths.layer(id)).collect();
+    let mut with_failed = vec![failed_layer];
+    with_failed.extend(runtime_only.iter().cloned());
+    let before = flatten_layers(&runtime_only, OverlayXattrs::User)?.apply(&base);
+    let after = flatten_layers(&with_failed, OverlayXattrs::User)?.apply(&base);
+    Ok(Some(compare(&before, &after)))
+}
+
+/// `shell UNIT -- CMD`: runs `argv` in the sandbox over the unit's charm dir, under the
+/// unit's lock (no hook runs meanwhile). In error, the writes go to the operator layer
+/// (rule 6); otherwise to a throwaway upper that is removed afterwards.
+pub fn shell(
+    runner: &Runner,
+    name: &UnitName,
+    argv: Vec<String>,
+    on_wait: impl FnOnce(&str),
+) -> Result<RunReport, RunnerError> {
+    let root = runner.root();
+    let (mut unit, _) = open_unit(root, name, on_wait)?;
+    let runtime = UnitRuntime::load(root, name)?;
+    let charm = runner.charm(&runtime.charm, &name.to_string())?;
+    let app_runtime = AppRuntime::load(root, name.app())?;
+    let scratch;
+    let (upper, work, mut lowers) = match unit.operator_upper()? {
+        Some((upper, work)) => {
+            let lowers: Vec<Lower> = unit.runtime_lowers().into_iter().map(Lower::new).collect();
+            (upper, work, lowers)
+        }
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix(".shell-")
+                .tempdir_in(unit.paths().dir())
+                .map_err(RunnerError::io(
+                    "create a scratch layer in",
+                    unit.paths().dir(),
+                ))?;
+            let upper = scratch.path().join("upper");
+            let work = scratch.path().join("work");
+            for dir in [&upper, &work] {
+                std::fs::create_dir(dir).map_err(RunnerError::io("create", dir))?;
+            }
+            let lowers: Vec<Lower> = unit.lowers().into_iter().map(Lower::new).collect();
+            (upper, work, lowers)
+        }
+    };
+    lowers.push(Lower::idmapped(&charm.tree));
+    super::hook_run::grant_traverse(root, &unit, None)?;
+    let charm_path = sandbox::spec::default_charm_path(name.app().as_str(), name.number());
+    let env = vec![
+        ("CHARM_DIR".to_owned(), charm_path.display().to_string()),
+        (
+            "JUJU_CHARM_DIR".to_owned(),
+            charm_path.display().to_string(),
+        ),
+        ("JUJU_UNIT_NAME".to_owned(), name.to_string()),
+        (
+            "PATH".to_owned(),
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ),
+        ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ("HOME".to_owned(), "/root".to_owned()),
+        (
+            "TERM".to_owned(),
+            std::env::var("TERM").unwrap_or_else(|_| "dumb".to_owned()),
+        ),
+        ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
+    ];
+    let mut spec = SandboxSpec::new(lowers, upper, work, charm_path, argv, env);
+    spec.hostname = name.dir_name();
+    spec.network = app_runtime.run.network;
+    let options = RunOptions {
+        stream: true,
+        ..RunOptions::default()
+    };
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunnerError::io(
+            "start the async runtime for",
+            unit.paths().dir(),
+        ))?;
+    let report = tokio
+        .block_on(sandbox::run(&spec, &options))
+        .map_err(|source| RunnerError::Sandbox {
+            unit: name.to_string(),
+            hook: "shell".to_owned(),
+            source,
+        })?;
+    drop(unit);
+    Ok(report)
+}

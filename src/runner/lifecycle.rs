@@ -1,0 +1,744 @@
+//! Unit lifecycles built from hook runs: deploy, add-unit, remove-unit, remove, config,
+//! resolved. Hooks of different units run in parallel (one OS thread with its own
+//! single-threaded tokio runtime per worker, at most `parallel` workers); the hooks of one
+//! unit run strictly in order, under the unit's lock. What a unit still has to run is its
+//! queue ([`UnitRuntime::queue`]): a unit stops at its first failed hook, keeps the rest
+//! queued, and runs them once resolved.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::charm::ingest::{self, Limits};
+use crate::charm::{ConfigValue, HookName};
+use crate::model::history::{self, RecordKind};
+use crate::model::runtime::{AppLock, AppRuntime, RunSettings, UnitRuntime};
+use crate::model::{AppName, AppRecord, HistoryRecord, Timestamp, Unit, UnitError, UnitName};
+use crate::store::charms::CharmStore;
+use crate::store::digest::CharmDigest;
+
+use super::hook_run::{HookReport, HookRequest, Runner, open_unit};
+use super::{RunnerError, hook_run};
+
+/// Prints (or otherwise reports) what a command waits for.
+pub type WaitNotice<'a> = &'a (dyn Fn(&str) + Sync);
+
+/// What happened to one unit in a lifecycle step.
+#[derive(Debug, Serialize)]
+pub struct UnitReport {
+    /// The unit.
+    pub unit: UnitName,
+    /// The hooks that ran, in order.
+    pub runs: Vec<HookReport>,
+    /// Hooks still queued (after a failure).
+    pub queued: Vec<String>,
+    /// Why the unit could not run its hooks (not a hook failure: e.g. the sandbox).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Whether the unit is in error now.
+    pub in_error: bool,
+    /// The exit class of `error`, when there is one.
+    #[serde(skip)]
+    pub error_status: Option<crate::exit::ExitStatus>,
+}
+
+impl UnitReport {
+    fn new(unit: &UnitName) -> Self {
+        Self {
+            unit: unit.clone(),
+            runs: Vec::new(),
+            queued: Vec::new(),
+            error: None,
+            in_error: false,
+            error_status: None,
+        }
+    }
+
+    fn failed_with(mut self, error: RunnerError) -> Self {
+        use crate::exit::ClassifyExit;
+        self.error_status = Some(error.exit_status());
+        self.error = Some(hook_run::error_chain(&error));
+        self
+    }
+}
+
+/// Runs `work` for every unit, at most `parallel` at a time, each worker on its own thread
+/// with a single-threaded tokio runtime. Results come back in the order of `units`.
+pub fn for_each_unit<T: Send>(
+    units: &[UnitName],
+    parallel: usize,
+    work: impl Fn(&UnitName, &tokio::runtime::Runtime) -> T + Sync,
+) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<Option<T>>> =
+        std::sync::Mutex::new(units.iter().map(|_| None).collect());
+    let workers = parallel.clamp(1, units.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a single-threaded tokio runtime builds");
+                loop {
+                    let index = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(unit) = units.get(index) else { break };
+                    let result = work(unit, &runtime);
+                    results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.expect("every unit was processed"))
+        .collect()
+}
+
+/// Runs the unit's queue in order until it is empty or a hook fails.
+pub async fn run_queue(
+    runner: &Runner,
+    unit: &mut Unit,
+    report: &mut UnitReport,
+    stream: bool,
+) -> Result<(), RunnerError> {
+    let root = runner.root();
+    let name = unit.name().clone();
+    loop {
+        let mut runtime = UnitRuntime::load(root, &name)?;
+        let Some(hook) = runtime.queue.first().cloned() else {
+            break;
+        };
+        if unit.error().is_some() {
+            break;
+        }
+        let request = HookRequest {
+            hook,
+            stream,
+            ..HookRequest::default()
+        };
+        let run = runner.run_hook(unit, &request).await?;
+        let ok = run.succeeded();
+        report.runs.push(run);
+        if !ok {
+            break;
+        }
+        runtime = UnitRuntime::load(root, &name)?;
+        runtime.queue.remove(0);
+        runtime.save(root, &name)?;
+    }
+    report.queued = UnitRuntime::load(root, &name)?.queue;
+    report.in_error = unit.error().is_some();
+    Ok(())
+}
+
+/// Adds `hooks` to the unit's queue and runs it (locks the unit; recovers it first).
+fn queue_and_run(
+    runner: &Runner,
+    unit_name: &UnitName,
+    hooks: &[String],
+    runtime: &tokio::runtime::Runtime,
+    on_wait: WaitNotice<'_>,
+) -> UnitReport {
+    let mut report = UnitReport::new(unit_name);
+    let result = (|| -> Result<(), RunnerError> {
+        let (mut unit, _) = open_unit(runner.root(), unit_name, on_wait)?;
+        let mut state = UnitRuntime::load(runner.root(), unit_name)?;
+        for hook in hooks {
+            if !state.queue.contains(hook) {
+                state.queue.push(hook.clone());
+            }
+        }
+        state.save(runner.root(), unit_name)?;
+        let result = runtime.block_on(run_queue(runner, &mut unit, &mut report, false));
+        report.in_error = unit.error().is_some();
+        result
+    })();
+    match result {
+        Ok(()) => report,
+        Err(error) => report.failed_with(error),
+    }
+}
+
+/// A stored charm's identity, as status and deploy report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CharmSummary {
+    /// Its name.
+    pub name: String,
+    /// Its revision, when it has one.
+    pub revision: Option<u64>,
+    /// Its digest.
+    pub digest: CharmDigest,
+}
+
+/// What `deploy` did.
+#[derive(Debug, Serialize)]
+pub struct DeployReport {
+    /// The application.
+    pub application: AppName,
+    /// Its charm.
+    pub charm: CharmSummary,
+    /// `deployed`, or `unchanged` when the application already runs this charm (rule 14).
+    pub outcome: &'static str,
+    /// The units and their hooks.
+    pub units: Vec<UnitReport>,
+}
+
+/// What `deploy` is asked to do.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// A charm path, or the digest of a stored charm (`sha256-<hex>` or `<hex>`).
+    pub charm: String,
+    /// The application name.
+    pub app: AppName,
+    /// How many units.
+    pub units: u32,
+    /// `--config K=V` pairs.
+    pub config: Vec<(String, String)>,
+    /// Network and timeout of the application's hooks.
+    pub run: RunSettings,
+    /// How many units run hooks at once.
+    pub parallel: usize,
+}
+
+/// Resolves a charm argument to a stored charm: a path is ingested (a no-op when already
+/// stored), anything else must be a stored digest.
+pub fn resolve_charm(runner: &Runner, given: &str) -> Result<CharmDigest, RunnerError> {
+    let path = Path::new(given);
+    if std::fs::symlink_metadata(path).is_ok() {
+        let report = ingest::ingest(runner.root(), path, &Limits::default())?;
+        return Ok(report.digest);
+    }
+    let hex = given.strip_prefix("sha256-").unwrap_or(given);
+    let store = CharmStore::new(runner.root());
+    match CharmDigest::parse(hex) {
+        Some(digest) if store.contains(&digest) => Ok(digest),
+        _ => Err(RunnerError::UnknownCharm {
+            given: given.to_owned(),
+        }),
+    }
+}
+
+fn summary(
+    runner: &Runner,
+    digest: &CharmDigest,
+    owner: &str,
+) -> Result<CharmSummary, RunnerError> {
+    let charm = runner.charm(digest, owner)?;
+    Ok(CharmSummary {
+        name: charm.record.name.clone(),
+        revision: charm.record.revision,
+        digest: digest.clone(),
+    })
+}
+
+/// `deploy`: stores the charm, creates the application and its units, and runs install,
+/// leader-elected (leader only), config-changed and start on every unit (rule 4). The same
+/// charm deployed again under the same name changes nothing (rule 14).
+pub fn deploy(
+    runner: &Runner,
+    request: &DeployRequest,
+    on_wait: WaitNotice<'_>,
+) -> Result<DeployReport, RunnerError> {
+    let root = runner.root();
+    let digest = resolve_charm(runner, &request.charm)?;
+    let charm = runner.charm(&digest, request.app.as_str())?;
+    let mut settings = BTreeMap::new();
+    for (key, raw) in &request.config {
+        let value = charm.files.config.validate_setting(key, raw)?;
+        settings.insert(key.clone(), config_json(&value));
+    }
+    let _lock = AppLock::acquire(root, &request.app, on_wait)?;
+    match AppRecord::load(root, &request.app) {
+        Ok(existing) if existing.charm == digest => {
+            tracing::info!(app = %request.app, "same charm deployed again: nothing to do");
+            return Ok(DeployReport {
+                application: request.app.clone(),
+                charm: summary(runner, &digest, request.app.as_str())?,
+                outcome: "unchanged",
+                units: Vec::new(),
+            });
+        }
+        Ok(existing) => {
+            return Err(RunnerError::AppHasOtherCharm {
+                app: request.app.to_string(),
+                current: existing.charm,
+                given: digest,
+            });
+        }
+        Err(UnitError::UnknownApp { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut app = AppRecord::new(request.app.clone(), digest.clone());
+    if !settings.is_empty() {
+        app.settings.insert(digest.clone(), settings);
+    }
+    let units: Vec<UnitName> = (0..request.units).map(|_| app.add_unit()).collect();
+    AppRuntime {
+        run: request.run,
+        ..AppRuntime::default()
+    }
+    .save(root, &request.app)?;
+    app.create(root)?;
+    for unit in &units {
+        drop(Unit::create(root, unit)?);
+        UnitRuntime::new(digest.clone()).save(root, unit)?;
+    }
+    tracing::info!(app = %request.app, charm = %digest, units = units.len(), "application deployed");
+    let leader = app.leader;
+    let reports = for_each_unit(&units, request.parallel, |unit, runtime| {
+        queue_and_run(
+            runner,
+            unit,
+            &start_hooks(leader == Some(unit.number())),
+            runtime,
+            on_wait,
+        )
+    });
+    Ok(DeployReport {
+        application: request.app.clone(),
+        charm: summary(runner, &digest, request.app.as_str())?,
+        outcome: "deployed",
+        units: reports,
+    })
+}
+
+fn start_hooks(leader: bool) -> Vec<String> {
+    let mut hooks = vec!["install".to_owned()];
+    if leader {
+        hooks.push("leader-elected".to_owned());
+    }
+    hooks.push("config-changed".to_owned());
+    hooks.push("start".to_owned());
+    hooks
+}
+
+fn config_json(value: &ConfigValue) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
+}
+
+/// `add-unit`: `count` more units of `app` on its current charm, each started like a deploy.
+pub fn add_units(
+    runner: &Runner,
+    app_name: &AppName,
+    count: u32,
+    parallel: usize,
+    on_wait: WaitNotice<'_>,
+) -> Result<Vec<UnitReport>, RunnerError> {
+    let root = runner.root();
+    let lock = AppLock::acquire(root, app_name, on_wait)?;
+    let mut app = AppRecord::load(root, app_name)?;
+    let had_leader = app.leader;
+    let units: Vec<UnitName> = (0..count).map(|_| app.add_unit()).collect();
+    app.save(root)?;
+    for unit in &units {
+        drop(Unit::create(root, unit)?);
+        UnitRuntime::new(app.charm.clone()).save(root, unit)?;
+    }
+    drop(lock);
+    let leader = app.leader.filter(|_| had_leader.is_none());
+    Ok(for_each_unit(&units, parallel, |unit, runtime| {
+        queue_and_run(
+            runner,
+            unit,
+            &start_hooks(leader == Some(unit.number())),
+            runtime,
+            on_wait,
+        )
+    }))
+}
+
+/// What removing a unit did.
+#[derive(Debug, Serialize)]
+pub struct RemoveReport {
+    /// The unit and the hooks it ran (stop, remove).
+    #[serde(flatten)]
+    pub unit: UnitReport,
+    /// Whether the unit and its layers are gone.
+    pub removed: bool,
+}
+
+/// Stops and removes one unit (its app must be locked by the caller): runs stop then
+/// remove, then deletes its layers and state. A unit already in error runs no hook and is
+/// removed; a hook that fails here leaves the unit in error and in place.
+fn remove_one(
+    runner: &Runner,
+    name: &UnitName,
+    runtime: &tokio::runtime::Runtime,
+    on_wait: WaitNotice<'_>,
+) -> RemoveReport {
+    let mut report = UnitReport::new(name);
+    let result = (|| -> Result<bool, RunnerError> {
+        let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
+        if unit.error().is_none() {
+            let mut state = UnitRuntime::load(runner.root(), name)?;
+            state.queue = vec!["stop".to_owned(), "remove".to_owned()];
+            state.save(runner.root(), name)?;
+            runtime.block_on(run_queue(runner, &mut unit, &mut report, false))?;
+            if unit.error().is_some() {
+                return Ok(false);
+            }
+        } else {
+            tracing::warn!(unit = %name, "unit is in error: removed without running stop and remove");
+        }
+        unit.remove()?;
+        Ok(true)
+    })();
+    match result {
+        Ok(removed) => RemoveReport {
+            unit: report,
+            removed,
+        },
+        Err(e) => RemoveReport {
+            unit: report.failed_with(e),
+            removed: false,
+        },
+    }
+}
+
+/// `remove-unit`.
+pub fn remove_unit(
+    runner: &Runner,
+    name: &UnitName,
+    on_wait: WaitNotice<'_>,
+) -> Result<RemoveReport, RunnerError> {
+    let root = runner.root();
+    let _lock = AppLock::acquire(root, name.app(), on_wait)?;
+    let mut app = AppRecord::load(root, name.app())?;
+    if !app.units.contains(&name.number()) {
+        return Err(UnitError::UnknownUnit { unit: name.clone() }.into());
+    }
+    let report = for_each_unit(std::slice::from_ref(name), 1, |unit, runtime| {
+        remove_one(runner, unit, runtime, on_wait)
+    })
+    .pop()
+    .expect("one unit, one report");
+    if report.removed {
+        forget_unit(runner, &mut app, name, on_wait)?;
+    }
+    Ok(report)
+}
+
+/// Drops a removed unit from its application record; a new leader is elected (the lowest
+/// unit) and runs leader-elected.
+fn forget_unit(
+    runner: &Runner,
+    app: &mut AppRecord,
+    name: &UnitName,
+    on_wait: WaitNotice<'_>,
+) -> Result<(), RunnerError> {
+    app.units.retain(|n| *n != name.number());
+    let lost_leader = app.leader == Some(name.number());
+    if lost_leader {
+        app.leader = app.units.first().copied();
+    }
+    app.save(runner.root())?;
+    if lost_leader && let Some(leader) = app.leader {
+        let unit = UnitName::new(app.name.clone(), leader);
+        for_each_unit(std::slice::from_ref(&unit), 1, |unit, runtime| {
+            queue_and_run(
+                runner,
+                unit,
+                &["leader-elected".to_owned()],
+                runtime,
+                on_wait,
+            )
+        });
+    }
+    Ok(())
+}
+
+/// `remove APP`: removes every unit (in parallel), then the application. Units whose stop or
+/// remove hook fails stay, and so does the application.
+pub fn remove_app(
+    runner: &Runner,
+    app_name: &AppName,
+    parallel: usize,
+    on_wait: WaitNotice<'_>,
+) -> Result<Vec<RemoveReport>, RunnerError> {
+    let root = runner.root();
+    let _lock = AppLock::acquire(root, app_name, on_wait)?;
+    let mut app = AppRecord::load(root, app_name)?;
+    let units = app.unit_names();
+    let reports = for_each_unit(&units, parallel, |unit, runtime| {
+        remove_one(runner, unit, runtime, on_wait)
+    });
+    for report in &reports {
+        if report.removed {
+            app.units.retain(|n| *n != report.unit.unit.number());
+        }
+    }
+    if app.units.is_empty() {
+        for path in [
+            AppRecord::path(root, app_name),
+            AppRuntime::path(root, app_name),
+        ] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(RunnerError::io("remove", path)(e)),
+            }
+        }
+        AppLock::remove_file(root, app_name);
+        tracing::info!(app = %app_name, "application removed");
+    } else {
+        if !app.leader.is_some_and(|l| app.units.contains(&l)) {
+            app.leader = app.units.first().copied();
+        }
+        app.save(root)?;
+    }
+    Ok(reports)
+}
+
+/// One option as `config` shows it.
+#[derive(Debug, Serialize)]
+pub struct ConfigEntry {
+    /// The option's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value hooks see (absent: neither set nor defaulted).
+    pub value: Option<serde_json::Value>,
+    /// The charm's default.
+    pub default: Option<serde_json::Value>,
+    /// `user` when the user set it, `default` otherwise.
+    pub source: &'static str,
+    /// The description.
+    pub description: String,
+}
+
+/// `config APP`: the application's options with their effective values.
+pub fn show_config(
+    runner: &Runner,
+    app_name: &AppName,
+) -> Result<BTreeMap<String, ConfigEntry>, RunnerError> {
+    let app = AppRecord::load(runner.root(), app_name)?;
+    let charm = runner.charm(&app.charm, app_name.as_str())?;
+    let user = app.settings_for(&app.charm);
+    Ok(charm
+        .files
+        .config
+        .options
+        .iter()
+        .map(|(name, option)| {
+            let default = option.default.as_ref().map(config_json);
+            let set = user.get(name).cloned();
+            (
+                name.clone(),
+                ConfigEntry {
+                    kind: option.kind.to_string(),
+                    source: if set.is_some() { "user" } else { "default" },
+                    value: set.or_else(|| default.clone()),
+                    default,
+                    description: option.description.clone(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// What `config APP K=V...` did.
+#[derive(Debug, Serialize)]
+pub struct ConfigReport {
+    /// Whether any setting changed (no change: no hook runs).
+    pub changed: bool,
+    /// The units that ran config-changed, and the units in error that keep it queued.
+    pub units: Vec<UnitReport>,
+}
+
+/// `config APP K=V... [--reset K]`: validates every pair against the charm's config.yaml
+/// first (a bad one changes nothing), stores the user settings for the application's
+/// charm, then runs config-changed on every unit of that charm. A unit in error runs no
+/// hook; config-changed stays queued for it and runs once it is resolved.
+pub fn set_config(
+    runner: &Runner,
+    app_name: &AppName,
+    pairs: &[(String, String)],
+    reset: &[String],
+    parallel: usize,
+    on_wait: WaitNotice<'_>,
+) -> Result<ConfigReport, RunnerError> {
+    let root = runner.root();
+    let lock = AppLock::acquire(root, app_name, on_wait)?;
+    let mut app = AppRecord::load(root, app_name)?;
+    let charm = runner.charm(&app.charm, app_name.as_str())?;
+    let mut settings = app.settings_for(&app.charm);
+    let before = settings.clone();
+    for (key, raw) in pairs {
+        let value = charm.files.config.validate_setting(key, raw)?;
+        settings.insert(key.clone(), config_json(&value));
+    }
+    for key in reset {
+        if !charm.files.config.options.contains_key(key) {
+            return Err(crate::charm::CharmError::UnknownOption {
+                option: key.clone(),
+            }
+            .into());
+        }
+        settings.remove(key);
+    }
+    if settings == before {
+        return Ok(ConfigReport {
+            changed: false,
+            units: Vec::new(),
+        });
+    }
+    if settings.is_empty() {
+        app.settings.remove(&app.charm);
+    } else {
+        app.settings.insert(app.charm.clone(), settings);
+    }
+    app.save(root)?;
+    drop(lock);
+    let units: Vec<UnitName> = app
+        .unit_names()
+        .into_iter()
+        .filter(|u| UnitRuntime::load(root, u).is_ok_and(|r| r.charm == app.charm))
+        .collect();
+    let reports = for_each_unit(&units, parallel, |unit, runtime| {
+        queue_and_run(
+            runner,
+            unit,
+            &["config-changed".to_owned()],
+            runtime,
+            on_wait,
+        )
+    });
+    Ok(ConfigReport {
+        changed: true,
+        units: reports,
+    })
+}
+
+/// What `resolved` did.
+#[derive(Debug, Serialize)]
+pub struct ResolveReport {
+    /// The error that was resolved, as text.
+    pub resolved: String,
+    /// Whether the failed hook was retried.
+    pub retry: bool,
+    /// The runs (the retry, then the queued hooks).
+    #[serde(flatten)]
+    pub unit: UnitReport,
+}
+
+/// `resolved UNIT [--retry]` (rule 6). Without retry the operator layer is committed and the
+/// unit goes on as though the hook had succeeded; with retry the failed hook runs again over
+/// the pre-hook state plus the operator layer. Then the queued hooks run. A unit that is
+/// not in error is refused.
+pub fn resolve(
+    runner: &Runner,
+    name: &UnitName,
+    retry: bool,
+    stream: bool,
+    on_wait: WaitNotice<'_>,
+) -> Result<ResolveReport, RunnerError> {
+    let root = runner.root();
+    let (mut unit, _) = open_unit(root, name, on_wait)?;
+    let Some(error) = unit.error().cloned() else {
+        return Err(UnitError::NotInError { unit: name.clone() }.into());
+    };
+    let failed_hook = match &error {
+        crate::model::ErrorKind::Hook { hook } => Some(hook.clone()),
+        crate::model::ErrorKind::Upgrade { .. } => None,
+    };
+    let mut report = UnitReport::new(name);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunnerError::io(
+            "start the async runtime for",
+            unit.paths().dir(),
+        ))?;
+    if retry {
+        history::append(
+            &unit.paths().history_file(),
+            &HistoryRecord {
+                kind: RecordKind::Retry,
+                hook: failed_hook.clone().unwrap_or_default(),
+                outcome: None,
+                exit_code: None,
+                signal: None,
+                reason: None,
+                context_id: None,
+                charm_revision: None,
+                started: Timestamp::now(),
+                duration_ms: 0,
+                layer: None,
+            },
+        )?;
+        let request = HookRequest {
+            retry: true,
+            stream,
+            ..HookRequest::default()
+        };
+        let run = runtime.block_on(runner.run_hook(&mut unit, &request))?;
+        let ok = run.succeeded();
+        report.runs.push(run);
+        if !ok {
+            report.in_error = true;
+            report.queued = UnitRuntime::load(root, name)?.queue;
+            return Ok(ResolveReport {
+                resolved: error.to_string(),
+                retry,
+                unit: report,
+            });
+        }
+    } else {
+        let started = Timestamp::now();
+        let (_, layer) = unit.resolve()?;
+        history::append(
+            &unit.paths().history_file(),
+            &HistoryRecord {
+                kind: RecordKind::Resolved,
+                hook: failed_hook.clone().unwrap_or_default(),
+                outcome: None,
+                exit_code: None,
+                signal: None,
+                reason: None,
+                context_id: None,
+                charm_revision: None,
+                started,
+                duration_ms: started.elapsed().as_millis() as u64,
+                layer,
+            },
+        )?;
+    }
+    let mut state = UnitRuntime::load(root, name)?;
+    if let Some(hook) = &failed_hook
+        && state.queue.first() == Some(hook)
+    {
+        state.queue.remove(0);
+        state.save(root, name)?;
+    }
+    runtime.block_on(run_queue(runner, &mut unit, &mut report, stream))?;
+    Ok(ResolveReport {
+        resolved: error.to_string(),
+        retry,
+        unit: report,
+    })
+}
+
+/// `run UNIT HOOK`: fires one event (any hook valid for the unit's charm, or an action).
+pub fn run_one(
+    runner: &Runner,
+    name: &UnitName,
+    request: &HookRequest,
+    on_wait: WaitNotice<'_>,
+) -> Result<HookReport, RunnerError> {
+    let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
+    let state = UnitRuntime::load(runner.root(), name)?;
+    let charm = runner.charm(&state.charm, &name.to_string())?;
+    HookName::parse(&request.hook, &charm.files.metadata)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunnerError::io(
+            "start the async runtime for",
+            unit.paths().dir(),
+        ))?;
+    runtime.block_on(runner.run_hook(&mut unit, request))
+}
