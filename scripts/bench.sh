@@ -269,6 +269,86 @@ PY
   echo " digest and one syncfs before the rename; tar xzf does no fsync)"
 }
 
+# Units, end to end through the CLI (state, sandbox, tools, commit, journal):
+# (a) `hookbox run UNIT HOOK` of a hook that exits 0, against bubblewrap running /bin/true
+#     (target <= 2.0x);
+# (b) the commit of a hook that changes one file, in a 20,000-file charm against a 10-file
+#     charm (target: the same within 10%);
+# (c) the 1,000th hook on one unit against the 10th (target <= 1.2x; squash keeps the stack
+#     bounded);
+# (d) 100 units of one charm: one copy in the store, the units' disk is their layers only;
+#     hooks per second for deploying them.
+# BENCH_HOOKS (default 1000) and BENCH_UNITS (default 100) shrink (c) and (d) for a smoke run.
+bench_units() {
+  local hookbox dir hooks units
+  hookbox=$(hookbox_binary)
+  hooks=${BENCH_HOOKS:-1000}
+  units=${BENCH_UNITS:-100}
+  dir=$(mktemp -d /var/tmp/hookbox-bench-units-XXXXXX)
+  chmod 755 "$dir"
+  local hb=("$hookbox" --root "$dir/state")
+  mkcharm() { # name files
+    local c="$dir/$1"
+    mkdir -p "$c/hooks"
+    printf 'name: %s\nsummary: bench\ndescription: bench\n' "$1" >"$c/metadata.yaml"
+    printf '#!/bin/sh\nexit 0\n' >"$c/hooks/update-status"
+    printf '#!/bin/sh\necho "$JUJU_CONTEXT_ID" > written\n' >"$c/hooks/config-changed"
+    printf '#!/bin/sh\ndate +%%s%%N > written\n' >"$c/hooks/start"
+    chmod 755 "$c"/hooks/*
+    if [ "$2" -gt 0 ]; then
+      mkdir -p "$c/files"
+      (cd "$c/files" && seq 1 "$2" | awk '{ d = int($1 / 1000); printf "%d\n", d }' | sort -u | xargs mkdir -p &&
+        seq 1 "$2" | awk '{ printf "%d/f%d\n", int($1 / 1000), $1 }' | while read -r f; do echo "$f" >"$f"; done)
+    fi
+    chmod -R a+rX "$c"
+  }
+  mkcharm small 10
+  mkcharm big 20000
+  "${hb[@]}" deploy "$dir/small" small >/dev/null
+  "${hb[@]}" deploy "$dir/big" big >/dev/null
+  FIG[bwrap]=${FIG[bwrap]:-$(median_ms bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc \
+    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --proc /proc --dev /dev \
+    --tmpfs /tmp /bin/true)}
+  FIG[run_exit0]=$(median_ms "${hb[@]}" run small/0 update-status)
+  # start writes one file per run: a one-file commit.
+  FIG[commit_small]=$(median_ms "${hb[@]}" run small/0 start)
+  FIG[commit_big]=$(median_ms "${hb[@]}" run big/0 start)
+  printf '%-44s median %s ms\n' "bwrap /bin/true" "${FIG[bwrap]}" \
+    "hookbox run UNIT update-status (exit 0)" "${FIG[run_exit0]}" \
+    "hookbox run, one-file commit, 10-file charm" "${FIG[commit_small]}" \
+    "hookbox run, one-file commit, 20000-file charm" "${FIG[commit_big]}"
+
+  # (c) the hook number N on one unit: median of 21 runs around the 10th and the Nth.
+  "${hb[@]}" deploy "$dir/small" long >/dev/null
+  local i start end early=() late=()
+  for ((i = 4; i <= hooks + 10; i++)); do
+    start=$(date +%s%N)
+    "${hb[@]}" run long/0 start >/dev/null 2>&1
+    end=$(date +%s%N)
+    if ((i <= 20)); then early+=($((end - start))); fi
+    if ((i >= hooks - 10)); then late+=($((end - start))); fi
+  done
+  med() { printf '%s\n' "$@" | sort -n | awk '{ t[NR] = $1 } END { printf "%.2f\n", t[int((NR + 1) / 2)] / 1e6 }'; }
+  FIG[hook10]=$(med "${early[@]}")
+  FIG[hookN]=$(med "${late[@]}")
+  printf '%-44s median %s ms\n' "hook ~10 on one unit" "${FIG[hook10]}" "hook ~$hooks on one unit" "${FIG[hookN]}"
+  echo "layers of long/0 after $hooks hooks: $("${hb[@]}" status long/0 --json | jq '.applications.long.units["long/0"].layers')"
+
+  # (d) many units of one charm.
+  start=$(date +%s%N)
+  "${hb[@]}" deploy "$dir/small" many --units "$units" >/dev/null
+  end=$(date +%s%N)
+  local secs ran
+  secs=$(awk -v n=$((end - start)) 'BEGIN { printf "%.2f", n / 1e9 }')
+  ran=$(for ((i = 0; i < units; i++)); do "${hb[@]}" history "many/$i" --json | jq length; done | awk '{ s += $1 } END { print s }')
+  FIG[units_hps]=$(awk -v r="$ran" -v s="$secs" 'BEGIN { printf "%.1f", r / s }')
+  echo "deploy $units units: $ran hooks in ${secs}s = ${FIG[units_hps]} hooks/s ($(nproc) CPUs)"
+  echo "charm store copies of 'small': $(grep -l '"name": *"small"' "$dir"/state/charms/*/charm.json | wc -l)"
+  echo "charm base size: $(du -sb "$dir/state/charms" | cut -f1) bytes (all charms); units of 'many' on disk: $(du -sb "$dir"/state/units/many-* | awk '{ s += $1 } END { print s }') bytes"
+  echo "layer bytes of 'many' (apparent size of the files hooks wrote): $(find "$dir"/state/units/many-*/layers -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')"
+  rm -rf "$dir"
+}
+
 # x/y to two decimals, or "n/a" when either is missing.
 ratio() {
   if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then
@@ -287,6 +367,12 @@ summary() {
     echo "sandbox-run 1 layer / crun (root):    $(ratio "${FIG[sandbox1]}" "${FIG[crun_root]:-}")   (target <= 0.5x)"
     echo "sandbox-run 1 layer / runc (root):    $(ratio "${FIG[sandbox1]}" "${FIG[runc_root]:-}")"
   fi
+  if [ -n "${FIG[run_exit0]:-}" ]; then
+    echo "hookbox run (exit 0) / bwrap:          $(ratio "${FIG[run_exit0]}" "${FIG[bwrap]}")   (target <= 2.0x)"
+    echo "one-file commit, 20000 / 10 files:     $(ratio "${FIG[commit_big]}" "${FIG[commit_small]}")   (target <= 1.10x)"
+    echo "hook ~1000 / hook ~10:                 $(ratio "${FIG[hookN]}" "${FIG[hook10]}")   (target <= 1.2x)"
+    echo "deploy of many units:                  ${FIG[units_hps]} hooks/s"
+  fi
 }
 
 main() {
@@ -297,6 +383,7 @@ main() {
     bench_sandbox
     bench_oci
     bench_ingest
+    bench_units
   fi
   summary
 }

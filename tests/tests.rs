@@ -9,4 +9,5 @@ mod merge;
 mod sandbox;
 mod security;
 mod tools;
+mod units;
 mod util;

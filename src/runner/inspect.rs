@@ -9,7 +9,7 @@ use crate::model::runtime::{AppRuntime, UnitRuntime};
 use crate::model::{Unit, UnitName};
 use crate::sandbox::{self, Lower, RunOptions, RunReport, SandboxSpec};
 use crate::store::digest::{EntryKind, TreeEntry};
-use crate::store::merge::{Listing, flatten_layers};
+use crate::store::merge::{Change, Listing, flatten_layers};
 use crate::store::squash::OverlayXattrs;
 
 use super::RunnerError;
@@ -110,12 +110,56 @@ pub fn diff(
     else {
         return Ok(None);
     };
+    // Every entry the failed hook wrote (a rewrite with the same content included), judged
+    // against the stack it ran on; directories it only passed through are left out.
     let runtime_only: Vec<PathBuf> = journal.layers.iter().map(|id| paths.layer(id)).collect();
-    let mut with_failed = vec![failed_layer];
-    with_failed.extend(runtime_only.iter().cloned());
     let before = flatten_layers(&runtime_only, OverlayXattrs::User)?.apply(&base);
-    let after = flatten_layers(&with_failed, OverlayXattrs::User)?.apply(&base);
-    Ok(Some(compare(&before, &after)))
+    let written = flatten_layers(&[failed_layer], OverlayXattrs::User)?;
+    let mut lines = Vec::new();
+    for entry in written.entries() {
+        let old = before.get(&entry.path);
+        let (status, kind) = match (&entry.change, old) {
+            (Change::Whiteout, Some(old)) => (DiffStatus::Deleted, kind_name(old)),
+            (Change::Whiteout, None) => continue,
+            (
+                Change::Write {
+                    kind: EntryKind::Dir,
+                    ..
+                },
+                Some(old),
+            ) if old.kind == EntryKind::Dir && old.mode == change_mode(&entry.change) => {
+                continue;
+            }
+            (change, None) => (DiffStatus::Added, change_kind(change)),
+            (change, Some(_)) => (DiffStatus::Modified, change_kind(change)),
+        };
+        lines.push(DiffLine {
+            path: String::from_utf8_lossy(&entry.path).into_owned(),
+            status,
+            kind,
+        });
+    }
+    Ok(Some(lines))
+}
+
+fn change_mode(change: &Change) -> u32 {
+    match change {
+        Change::Write { mode, .. } | Change::OpaqueDir { mode } => *mode,
+        Change::Whiteout => 0,
+    }
+}
+
+fn change_kind(change: &Change) -> &'static str {
+    match change {
+        Change::Write { kind, .. } => match kind {
+            EntryKind::File { .. } => "file",
+            EntryKind::Dir => "dir",
+            EntryKind::Symlink { .. } => "symlink",
+            EntryKind::Special { .. } => "special",
+        },
+        Change::OpaqueDir { .. } => "dir",
+        Change::Whiteout => "deleted",
+    }
 }
 
 /// `shell UNIT -- CMD`: runs `argv` in the sandbox over the unit's charm dir, under the

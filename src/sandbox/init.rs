@@ -182,6 +182,10 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
         .step(|| "create the cgroup namespace".into())?;
     // Become uid and gid 0 of the user namespace.
     become_root(&spec.ids).step(|| "become root of the user namespace".into())?;
+    // Changing credentials cleared the parent death signal (prctl(2): "cleared ... when
+    // the process's credentials change"; as root the ids change to the mapped range): set it
+    // again, or a killed runner would leave the sandbox running.
+    die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal again".into())?;
     // Fork pid 1 of the new pid namespace.
     match sys::fork_single_threaded().step(|| "fork the sandbox init".into())? {
         Forked::Child => container_init(control, start, idmapped),

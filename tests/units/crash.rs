@@ -1,0 +1,281 @@
+//! Rule 7: hookbox SIGKILLed at every step of a hook run (failpoints) and at random
+//! moments (a sweep of 200 kills). After each kill the next command recovers the unit: it is
+//! consistent (idle, or in error for the interrupted hook), its charm dir is exactly the
+//! pre- or the post-hook tree, and no process of the hook survives.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use super::{Mode, Units, assert_no_process, write_charm};
+
+/// A charm whose update-status increments `state/n` and `state/m` together (so a torn run
+/// shows as n != m), `failing` writes then fails, `long` writes then sleeps.
+fn counter_charm(u: &Units, marker: &str) -> std::path::PathBuf {
+    let update = format!(
+        "#!/bin/sh\nset -eu\nmkdir -p state\nn=$(cat state/n 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > state/n\nsh -c 'sleep 0.02; true' {marker}\necho $n > state/m\n"
+    );
+    let long = format!(
+        "#!/bin/sh\necho partial > partial\ntouch {marker}-started-flag-unused\nsh -c 'sleep 30; true' {marker}\n"
+    );
+    write_charm(
+        &u.env,
+        "counter",
+        "",
+        &[
+            ("hooks/update-status", update.as_str(), 0o755),
+            (
+                "actions.yaml",
+                "failing:\n  description: fails\nlong:\n  description: sleeps\n",
+                0o644,
+            ),
+            (
+                "actions/failing",
+                "#!/bin/sh\necho junk > junk\nexit 1\n",
+                0o755,
+            ),
+            ("actions/long", long.as_str(), 0o755),
+        ],
+    )
+}
+
+/// `(n, m)` of the unit's charm dir.
+fn counters(u: &Units) -> (u64, u64) {
+    let text = u.expect(
+        &[
+            "shell",
+            "counter/0",
+            "--",
+            "sh",
+            "-c",
+            "cat state/n 2>/dev/null || echo 0; cat state/m 2>/dev/null || echo 0",
+        ],
+        0,
+    );
+    let mut numbers = text.lines().map(|l| l.trim().parse::<u64>().unwrap());
+    (numbers.next().unwrap(), numbers.next().unwrap())
+}
+
+/// Brings the unit back to idle (recovery happens in `status`); returns whether it was in
+/// error.
+fn recover(u: &Units) -> bool {
+    let status = u.unit_status("counter/0");
+    let agent = status["agent_status"].as_str().unwrap().to_owned();
+    assert!(
+        agent == "idle" || agent == "error",
+        "after recovery: {status}"
+    );
+    if agent == "error" {
+        u.expect(&["resolved", "counter/0"], 0);
+        return true;
+    }
+    false
+}
+
+/// The tree without the counter files (what must not change at all).
+fn stable_tree(u: &Units) -> String {
+    u.tree("counter/0")
+        .lines()
+        .filter(|l| !l.contains("state/n") && !l.contains("state/m"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn marker(u: &Units) -> String {
+    format!(
+        "hookbox-crash-{}",
+        u.env
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace('.', "")
+    )
+}
+
+fn failpoints(mode: Mode) {
+    let Some(u) = Units::new(mode) else { return };
+    let marker = marker(&u);
+    let charm = counter_charm(&u, &marker);
+    u.expect(&["deploy", charm.to_str().unwrap(), "counter"], 0);
+    u.expect(&["run", "counter/0", "update-status"], 0);
+    let baseline = stable_tree(&u);
+    let points = [
+        "journal:written",
+        "begin:before-journal",
+        "begin:after-journal",
+        "commit:after-journal",
+        "commit:after-rename",
+        "commit:after-idle",
+        "squash:after-record",
+        "squash:after-rename",
+        "squash:after-swap",
+        "squash:mid-remove",
+    ];
+    for point in points {
+        if point.starts_with("squash") {
+            // Grow the stack past the squash threshold so the next run squashes.
+            while u.unit_status("counter/0")["layers"].as_u64().unwrap() <= 16 {
+                u.expect(&["run", "counter/0", "update-status"], 0);
+            }
+        }
+        let (before, _) = counters(&u);
+        let status = u
+            .command()
+            .args(["run", "counter/0", "update-status"])
+            .env("HOOKBOX_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "failpoint {point} was not reached"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        assert_no_process(&marker);
+        let was_error = recover(&u);
+        let (n, m) = counters(&u);
+        assert_eq!(n, m, "failpoint {point}: a half-applied hook");
+        assert!(
+            n == before || n == before + 1,
+            "failpoint {point}: n={n}, before={before}"
+        );
+        if was_error {
+            assert_eq!(
+                n, before,
+                "failpoint {point}: an interrupted hook left its writes"
+            );
+        }
+        assert_eq!(stable_tree(&u), baseline, "failpoint {point}");
+        // The unit works afterwards.
+        u.expect(&["run", "counter/0", "update-status"], 0);
+    }
+    // A failing hook killed between moving its layer away and recording the error.
+    let before = u.tree("counter/0");
+    let status = u
+        .command()
+        .args(["run", "counter/0", "failing"])
+        .env("HOOKBOX_FAILPOINT", "discard:after-move")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(9));
+    assert_eq!(u.unit_status("counter/0")["error"]["hook"], "failing");
+    assert_eq!(u.tree("counter/0"), before);
+    u.expect(&["resolved", "counter/0"], 0);
+    // Killed while the hook runs: the unit is in error for it, its writes are gone, and the
+    // hook's processes died with the sandbox.
+    let before = u.tree("counter/0");
+    let mut child = u
+        .command()
+        .args(["run", "counter/0", "long"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the long hook never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_no_process(&marker);
+    let status = u.unit_status("counter/0");
+    assert_eq!(status["error"]["hook"], "long", "{status}");
+    assert_eq!(u.tree("counter/0"), before);
+    let last = u.history("counter/0").pop().unwrap();
+    assert_eq!(last["outcome"], "failed");
+    assert!(
+        last["reason"].as_str().unwrap().contains("killed"),
+        "{last}"
+    );
+}
+
+#[test]
+fn every_failpoint_leaves_a_consistent_unit_as_caller() {
+    failpoints(Mode::Caller);
+}
+
+#[test]
+fn every_failpoint_leaves_a_consistent_unit_as_nobody() {
+    failpoints(Mode::Nobody);
+}
+
+#[test]
+fn two_hundred_random_kills_never_tear_a_hook() {
+    let Some(u) = Units::new(Mode::Caller) else {
+        return;
+    };
+    let marker = marker(&u);
+    let charm = counter_charm(&u, &marker);
+    u.expect(&["deploy", charm.to_str().unwrap(), "counter"], 0);
+    u.expect(&["run", "counter/0", "update-status"], 0);
+    let baseline = stable_tree(&u);
+    let mut seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill sweep seed {seed}");
+    let mut interrupted = 0;
+    let mut completed = 0;
+    let (mut expected, _) = counters(&u);
+    for round in 0..200 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 120_000);
+        let mut child = u
+            .command()
+            .args(["run", "counter/0", "update-status"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if status.success() {
+            completed += 1;
+        } else {
+            interrupted += 1;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_no_process(&marker);
+        recover(&u);
+        let (n, m) = counters(&u);
+        assert_eq!(n, m, "round {round} (delay {delay:?}): a torn hook");
+        assert!(
+            n == expected || n == expected + 1,
+            "round {round}: n={n}, expected {expected} or {}",
+            expected + 1
+        );
+        if status.success() {
+            assert_eq!(n, expected + 1, "round {round}: a completed run was lost");
+        }
+        expected = n;
+        if round % 25 == 0 {
+            assert_eq!(stable_tree(&u), baseline, "round {round}");
+        }
+    }
+    eprintln!("{interrupted} interrupted, {completed} completed");
+    assert!(
+        interrupted >= 100,
+        "most kills should land mid-run ({interrupted})"
+    );
+}
