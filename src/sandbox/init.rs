@@ -2,8 +2,8 @@
 //! threaded. Three stages, each a recipe read top to bottom:
 //!
 //! 1. [`helper`]: in the host pid namespace; creates the namespaces, lets the runner write
-//!    the id maps, becomes root of the user namespace, forks the init as the runner's child
-//!    and exits.
+//!    the id maps, becomes root of the user namespace, forks the init as the runner's child,
+//!    removes what earlier runs retired from the work dir and exits.
 //! 2. [`container_init`]: pid 1 of the new pid namespace; builds the root filesystem and
 //!    pivots into it, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
 //!    with the command's status (the kernel then kills whatever is left).
@@ -187,13 +187,17 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     // the process's credentials change"; as root the ids change to the mapped range): set it
     // again, or a killed runner would leave the sandbox running.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal again".into())?;
-    // Fork pid 1 of the new pid namespace as the runner's child (CLONE_PARENT), tell the
-    // runner, which waits for it directly, and exit: nothing is left for the helper to do.
+    // Fork pid 1 of the new pid namespace as the runner's child (CLONE_PARENT) and tell the
+    // runner, which waits for it directly.
     match sys::fork_as_sibling().step(|| "fork the sandbox init".into())? {
         Forked::Child => container_init(control, start, idmapped),
         Forked::Parent(init) => {
             let pid = init.as_raw_nonzero().get();
             let _ = protocol::send(control, &HelperMessage::InitStarted { pid });
+            drop(idmapped);
+            // Remove what earlier runs retired from the work dir (each removal may wait on a
+            // synchronous discard; nobody waits for the helper), and exit.
+            super::run::remove_retired_work(&spec.work);
             sys::exit_immediately(0)
         }
     }

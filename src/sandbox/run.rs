@@ -118,7 +118,8 @@ const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
 /// exists. Renaming `work/` aside makes the work dir reusable at the cost of one rename;
 /// removing it would free blocks, which on a filesystem mounted with `discard` blocks for a
 /// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
-/// next run with this work dir removes the retired ones while its sandbox starts. Its directories
+/// helper of the next run with this work dir removes the retired ones
+/// ([`remove_retired_work`]) while the runner waits for the sandbox. Its directories
 /// (overlayfs creates some with mode 000) are opened up for their owner first, so that any
 /// remover that does not chmod as it goes can delete the work dir.
 fn retire_work(spec: &SandboxSpec) {
@@ -136,6 +137,14 @@ fn retire_work(spec: &SandboxSpec) {
         .join(format!("{STALE_WORK_PREFIX}{}", fresh_run_id()));
     if std::fs::rename(&inner, &retired).is_err() {
         remove_tree(&inner);
+    }
+}
+
+/// Removes what [`retire_work`] left in the work dir `work` (the helper does, as the owner of
+/// the work dir in its user namespace, after forking the init: off the runner's path).
+pub(super) fn remove_retired_work(work: &std::path::Path) {
+    for entry in stale_work_entries(work) {
+        remove_tree(&entry);
     }
 }
 
@@ -293,15 +302,8 @@ async fn supervise(
         return Err(error);
     }
 
-    // While the helper builds the sandbox, what earlier runs retired from this work dir goes.
-    // Inline rather than on a blocking-pool thread (whose start costs more than these few
-    // unlinks): nothing else needs this thread until the command's output or exit arrives.
-    for entry in stale_work_entries(&spec.work) {
-        remove_tree(&entry);
-    }
-
-    // The helper forks the sandbox's init as our child, names it and exits; the init may
-    // report before the helper does.
+    // The helper forks the sandbox's init as our child, names it, removes what earlier runs
+    // retired from the work dir and exits; the init may report before the helper does.
     let mut last = None;
     let init = loop {
         match receive(&mut control).await {
@@ -310,11 +312,11 @@ async fn supervise(
             Err(_) => break None,
         }
     };
-    let helper = child
-        .wait()
-        .await
-        .map_err(protocol_error("wait for the helper"))?;
     let Some(init) = init else {
+        let helper = child
+            .wait()
+            .await
+            .map_err(protocol_error("wait for the helper"))?;
         return Err(match last {
             Some(HelperMessage::SetupFailed { step, errno }) => setup_failed(step, errno),
             _ => SandboxError::HelperDied {
@@ -346,6 +348,9 @@ async fn supervise(
     }
     .map_err(protocol_error("wait for the sandbox init"))?;
     let duration = started.elapsed();
+    // The helper is reaped if it is done; one still waiting on a removal in the work dir is
+    // killed when `child` drops (tokio reaps it later), and the next run finishes the removal.
+    let _ = child.try_wait();
 
     let last = reports.await.ok().flatten();
     let mut captured = Captured::default();
