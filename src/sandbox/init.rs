@@ -940,12 +940,8 @@ fn drop_all_capabilities() -> rustix::io::Result<()> {
 }
 
 fn install_seccomp() -> io::Result<()> {
-    let filters = seccomp::filters().map_err(io::Error::other)?;
-    for filter in &filters {
-        seccompiler::apply_filter(filter).map_err(|e| match e {
-            seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
-            other => io::Error::other(other),
-        })?;
-    }
-    Ok(())
+    seccompiler::apply_filter(&seccomp::filter()).map_err(|e| match e {
+        seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+        other => io::Error::other(other),
+    })
 }
