@@ -78,20 +78,26 @@ ensure_tools() {
 }
 
 # The medians of RUNS runs of each command (one shell-quoted command line per argument), in
-# milliseconds, one per line: timed side by side in one hyperfine invocation when installed.
+# milliseconds, one per line. With hyperfine, the runs are split into BENCH_ROUNDS (default 5)
+# hyperfine invocations that each time every command, so a change in the machine's load
+# during the benchmark affects all commands alike; the median is over all runs of a command.
 medians_ms() {
   if command -v hyperfine >/dev/null 2>&1; then
-    local json errors
-    json=$(mktemp)
+    local rounds=${BENCH_ROUNDS:-5} round jsons=() errors
     errors=$(mktemp)
-    if ! hyperfine -N --style none --warmup 10 --runs "$RUNS" --export-json "$json" \
-      -- "$@" >/dev/null 2>"$errors"; then
-      cat "$errors" >&2
-      rm -f "$json" "$errors"
-      return 1
-    fi
-    jq -r '.results[] | .median * 1000 | . * 100 | round / 100' "$json"
-    rm -f "$json" "$errors"
+    for ((round = 0; round < rounds; round++)); do
+      jsons+=("$(mktemp)")
+      if ! hyperfine -N --style none --warmup 3 --runs $(((RUNS + rounds - 1) / rounds)) \
+        --export-json "${jsons[-1]}" -- "$@" >/dev/null 2>"$errors"; then
+        cat "$errors" >&2
+        rm -f "${jsons[@]}" "$errors"
+        return 1
+      fi
+    done
+    jq -rs '[range(0; .[0].results | length) as $i | [.[].results[$i].times[]] | sort
+      | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end]
+      | .[] | . * 1000 | . * 100 | round / 100' "${jsons[@]}"
+    rm -f "${jsons[@]}" "$errors"
   else
     local command
     for command in "$@"; do eval "median_ms $command"; done
@@ -99,7 +105,8 @@ medians_ms() {
 }
 
 # Sandbox start-up: `sandbox-run /bin/true` over 1 and 50 layers, against bubblewrap with the
-# same namespaces and `unshare -Urmpf --mount-proc` as the floor, in one hyperfine invocation.
+# same namespaces and `unshare -Urmpf --mount-proc` as the floor, timed side by side
+# (medians_ms).
 #
 # Every overlay mount makes overlayfs create three directories in the work dir (work/, and
 # work/incompat/volatile/ for `volatile`). On a filesystem that discards freed blocks
@@ -134,7 +141,7 @@ bench_sandbox() {
     "$("${q[@]}" sh -c "mkdir '$dir/d' && rmdir '$dir/d'")"
     "$("${q[@]}" sh -c "mkdir '$shm/d' && rmdir '$shm/d'")"
   )
-  echo "== sandbox start-up: /bin/true, median of $RUNS runs each, one hyperfine invocation (uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg))"
+  echo "== sandbox start-up: /bin/true, median of $RUNS runs each, side by side in ${BENCH_ROUNDS:-5} rounds (uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg))"
   local medians
   mapfile -t medians < <(medians_ms "${commands[@]}")
   [ ${#medians[@]} = ${#commands[@]} ] || { echo "bench_sandbox: timing failed" >&2; return 1; }
