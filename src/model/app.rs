@@ -159,6 +159,18 @@ impl AppRecord {
             .collect()
     }
 
+    /// Switches the application to charm `to` (an upgrade) with the user's settings for it,
+    /// as converted from the current charm's (rule 12). The settings of other charms stay:
+    /// units that have not upgraded yet keep seeing those of their charm.
+    pub fn switch_charm(&mut self, to: CharmDigest, settings: BTreeMap<String, serde_json::Value>) {
+        if settings.is_empty() {
+            self.settings.remove(&to);
+        } else {
+            self.settings.insert(to.clone(), settings);
+        }
+        self.charm = to;
+    }
+
     /// The user's settings for `charm` (empty when none were set).
     pub fn settings_for(&self, charm: &CharmDigest) -> BTreeMap<String, serde_json::Value> {
         self.settings.get(charm).cloned().unwrap_or_default()

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod lifecycle;
 pub mod output_log;
 pub mod tool_server;
+pub mod upgrade;
 
 use std::path::PathBuf;
 
@@ -102,6 +103,9 @@ pub enum RunnerError {
         #[source]
         source: std::io::Error,
     },
+    /// An upgrade was refused.
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
     /// `--no-wait` and the unit is busy, or another usage problem of the request.
     #[error("{what}")]
     Usage {
@@ -138,6 +142,7 @@ impl ClassifyExit for RunnerError {
             Self::UnknownCharm { .. } => ExitStatus::InvalidCharm,
             Self::AppHasOtherCharm { .. } => ExitStatus::Refused,
             Self::Usage { .. } => ExitStatus::Usage,
+            Self::Upgrade(e) => e.exit_status(),
         }
     }
 }
