@@ -12,6 +12,7 @@ mod log;
 mod output;
 mod parse;
 mod preview_upgrade;
+mod relate;
 mod remove;
 mod resolved;
 mod run_hook;
@@ -80,6 +81,10 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Run one hook or action on a unit.
     Run(run_hook::RunArgs),
+    /// Relate two applications' endpoints; their units run the relation hooks.
+    Relate(relate::RelateArgs),
+    /// Remove a relation; its units run relation-departed and relation-broken.
+    Unrelate(relate::UnrelateArgs),
     /// Show applications and units.
     Status(status::StatusArgs),
     /// Show a unit's hook runs.
@@ -129,6 +134,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Remove(args) => remove::run_app(&root_of(&cli.root)?, args),
         Command::Config(args) => config::run(&root_of(&cli.root)?, args),
         Command::Run(args) => run_hook::run(&root_of(&cli.root)?, args),
+        Command::Relate(args) => relate::run_relate(&root_of(&cli.root)?, args),
+        Command::Unrelate(args) => relate::run_unrelate(&root_of(&cli.root)?, args),
         Command::Status(args) => status::run(&root_of(&cli.root)?, args),
         Command::History(args) => history::run(&root_of(&cli.root)?, args),
         Command::Log(args) => log::run(&root_of(&cli.root)?, args),
@@ -186,6 +193,7 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::sandbox::bundle::BundleError>(cause))
         .or_else(|| class::<hookbox::runner::tool_server::ToolServerError>(cause))
         .or_else(|| class::<hookbox::runner::RunnerError>(cause))
+        .or_else(|| class::<hookbox::runner::relations::RelationError>(cause))
         .or_else(|| class::<hookbox::model::UnitError>(cause))
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
         .or_else(|| class::<hookbox::runner::upgrade::UpgradeError>(cause))

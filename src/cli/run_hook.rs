@@ -73,6 +73,7 @@ pub fn run(root: &StateRoot, args: RunArgs) -> anyhow::Result<ExitStatus> {
             }),
         },
         departing_unit: args.departing_unit.clone(),
+        departing_settings: None,
     });
     let request = HookRequest {
         hook: args.hook.clone(),

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use clap::Args;
+use hookbox::charm::{Role, Scope};
 use hookbox::exit::ExitStatus;
 use hookbox::model::runtime::{AppRuntime, UnitRuntime};
 use hookbox::model::{AppName, AppRecord, ErrorKind, UnitLock, UnitName, UnitPaths, UnitState};
@@ -30,19 +31,48 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// A relation as status shows it.
+/// A relation of an application as status shows it.
 #[derive(Debug, Serialize)]
 pub struct RelationStatus {
     /// The relation id.
     pub id: u64,
+    /// `<endpoint>:<id>`, as hooks see it in JUJU_RELATION_ID.
+    pub relation_id: String,
     /// This application's endpoint.
     pub endpoint: String,
-    /// The other application.
+    /// provider, requirer or peer (this endpoint's role).
+    pub role: Role,
+    /// global or container.
+    pub scope: Scope,
+    /// The other application (this one for a peer relation).
     pub remote_application: String,
     /// Its endpoint.
     pub remote_endpoint: String,
+    /// `remote_application:remote_endpoint`.
+    pub related: String,
     /// The interface.
     pub interface: String,
+    /// The application's own settings in the relation (set by its leader).
+    pub application_settings: BTreeMap<String, String>,
+}
+
+/// One relation as one unit is in it.
+#[derive(Debug, Serialize)]
+pub struct UnitRelationStatus {
+    /// The relation id.
+    pub id: u64,
+    /// `<endpoint>:<id>`.
+    pub relation_id: String,
+    /// The unit's endpoint.
+    pub endpoint: String,
+    /// The other application.
+    pub remote_application: String,
+    /// The remote units this unit has joined (what relation-list shows).
+    pub members: Vec<String>,
+    /// The unit's own settings in the relation (relation-set, plus the seeded addresses).
+    pub settings: BTreeMap<String, String>,
+    /// False while the relation is removed and the unit still has relation-broken to run.
+    pub live: bool,
 }
 
 /// A workload status.
@@ -71,8 +101,8 @@ pub struct UnitStatus {
     pub workload: Workload,
     /// Whether it is the leader.
     pub leader: bool,
-    /// The relations of its application.
-    pub relations: Vec<RelationStatus>,
+    /// The relations the unit is in, with its data.
+    pub relations: Vec<UnitRelationStatus>,
     /// Open ports, e.g. "8080/tcp".
     pub ports: Vec<String>,
     /// Committed runtime layers.
@@ -147,22 +177,51 @@ fn unit_status(
             message: runtime.workload.message.clone(),
         },
         leader: app.leader == Some(name.number()),
-        relations: relations(app),
+        relations: unit_relations(app, &runtime),
         ports: runtime.ports.iter().map(|p| p.range.to_string()).collect(),
         layers: journal.layers.len(),
-        queued: runtime.queue.clone(),
+        queued: runtime.queue.iter().map(|q| q.hook.clone()).collect(),
     })
 }
 
-fn relations(app: &AppRecord) -> Vec<RelationStatus> {
+fn relations(app: &AppRecord, runtime: &AppRuntime) -> Vec<RelationStatus> {
     app.relations
         .iter()
         .map(|r| RelationStatus {
             id: r.id,
+            relation_id: r.key(),
             endpoint: r.endpoint.clone(),
+            role: r.role,
+            scope: r.scope,
             remote_application: r.remote_app.to_string(),
             remote_endpoint: r.remote_endpoint.clone(),
+            related: format!("{}:{}", r.remote_app, r.remote_endpoint),
             interface: r.interface.clone(),
+            application_settings: runtime
+                .relation_settings
+                .get(&r.tool_id())
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+fn unit_relations(app: &AppRecord, runtime: &UnitRuntime) -> Vec<UnitRelationStatus> {
+    runtime
+        .relations
+        .iter()
+        .map(|(id, scope)| UnitRelationStatus {
+            id: scope.relation.id,
+            relation_id: scope.relation.key(),
+            endpoint: scope.relation.endpoint.clone(),
+            remote_application: scope.relation.remote_app.to_string(),
+            members: scope.members.iter().cloned().collect(),
+            settings: runtime
+                .relation_settings
+                .get(id)
+                .cloned()
+                .unwrap_or_default(),
+            live: app.relation(scope.relation.id).is_some(),
         })
         .collect()
 }
@@ -205,7 +264,7 @@ pub fn gather(root: &StateRoot, target: Option<&str>) -> anyhow::Result<Status> 
                 leader: app
                     .leader
                     .map(|n| UnitName::new(name.clone(), n).to_string()),
-                relations: relations(&app),
+                relations: relations(&app, &runtime),
                 units: unit_map,
             },
         );
@@ -270,5 +329,66 @@ pub fn run(root: &StateRoot, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             );
         }
     }
+    print_relations(&status);
     Ok(ExitStatus::Success)
+}
+
+/// The relations table (each relation once, provider first) and each unit's relation data.
+fn print_relations(status: &Status) {
+    let mut seen = BTreeMap::new();
+    for (name, app) in &status.applications {
+        for r in &app.relations {
+            let here = format!("{name}:{}", r.endpoint);
+            let (provider, requirer, kind) = match r.role {
+                Role::Provider => (here, r.related.clone(), "regular"),
+                Role::Requirer => (r.related.clone(), here, "regular"),
+                Role::Peer => (here.clone(), here, "peer"),
+            };
+            seen.entry(r.id).or_insert((
+                r.relation_id.clone(),
+                provider,
+                requirer,
+                r.interface.clone(),
+                kind,
+            ));
+        }
+    }
+    if seen.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<20} {:<24} {:<24} {:<16} Type",
+        "Relation", "Provider", "Requirer", "Interface"
+    );
+    for (relation_id, provider, requirer, interface, kind) in seen.values() {
+        println!("{relation_id:<20} {provider:<24} {requirer:<24} {interface:<16} {kind}");
+    }
+    println!();
+    println!(
+        "{:<20} {:<20} {:<24} Settings",
+        "Unit", "Relation", "Joined"
+    );
+    for app in status.applications.values() {
+        for (name, unit) in &app.units {
+            for r in &unit.relations {
+                let settings: Vec<String> =
+                    r.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let label = if r.live {
+                    r.relation_id.clone()
+                } else {
+                    format!("{} (broken)", r.relation_id)
+                };
+                println!(
+                    "{name:<20} {label:<20} {:<24} {}",
+                    if r.members.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        r.members.join(",")
+                    },
+                    settings.join(" ")
+                );
+            }
+        }
+    }
 }

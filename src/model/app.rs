@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::charm::{Role, Scope};
 use crate::store::digest::CharmDigest;
 use crate::store::{StateRoot, StoreError, atomic};
 
@@ -13,19 +14,48 @@ use super::{AppName, UnitError, UnitName};
 /// The version of the application record format this build writes and reads.
 pub const APP_RECORD_VERSION: u32 = 1;
 
-/// One relation the application takes part in.
+/// One relation the application takes part in, seen from this application's side.
+///
+/// Both applications of a relation hold a record with the same `id` (a peer relation has
+/// one record, whose remote application is the application itself). This is the shape the
+/// rest of hookbox reads relations in (upgrade's "every relation in use must exist in the
+/// new charm" check: `endpoint` must still be declared with the same `role` and
+/// `interface`); it is written only by `runner::relations` (relate, unrelate, deploy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelationRecord {
-    /// The relation id, as in `JUJU_RELATION_ID` (`<endpoint>:<id>`).
+    /// The relation id, the `N` of `JUJU_RELATION_ID` (`<endpoint>:<N>`); unique in the state
+    /// root (Juju numbers relations model-wide) and never reused.
     pub id: u64,
     /// This application's endpoint.
     pub endpoint: String,
     /// The other application (this one, for a peer relation).
     pub remote_app: AppName,
-    /// The other application's endpoint.
+    /// The other application's endpoint (the same endpoint, for a peer relation).
     pub remote_endpoint: String,
     /// The interface both endpoints implement.
     pub interface: String,
+    /// This endpoint's role: provider, requirer or peer.
+    pub role: Role,
+    /// `container` when either endpoint is container-scoped, else `global`.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+impl RelationRecord {
+    /// The relation as hooks name it: `<endpoint>:<id>`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.endpoint, self.id)
+    }
+
+    /// Whether this is a peer relation (the application with itself).
+    pub fn is_peer(&self) -> bool {
+        self.role == Role::Peer
+    }
+
+    /// The relation id as the hook tools carry it.
+    pub fn tool_id(&self) -> u32 {
+        u32::try_from(self.id).unwrap_or(u32::MAX)
+    }
 }
 
 /// An application: its charm, the user's settings (kept per charm, rule 12), its units, its
@@ -169,6 +199,11 @@ impl AppRecord {
             self.settings.insert(to.clone(), settings);
         }
         self.charm = to;
+    }
+
+    /// The relation with id `id`, when the application takes part in it.
+    pub fn relation(&self, id: u64) -> Option<&RelationRecord> {
+        self.relations.iter().find(|r| r.id == id)
     }
 
     /// The user's settings for `charm` (empty when none were set).

@@ -1026,12 +1026,16 @@ impl Unit {
         let mut at = match &self.journal.state {
             UnitState::Error {
                 error: ErrorKind::Hook { hook },
-            } if runtime.queue.first() == Some(hook) => 1,
+            } if runtime.queue.first().map(|q| &q.hook) == Some(hook) => 1,
             _ => 0,
         };
         for hook in hooks {
-            if !runtime.queue.contains(hook) {
-                runtime.queue.insert(at, hook.clone());
+            if !runtime
+                .queue
+                .iter()
+                .any(|q| q.hook == *hook && q.relation.is_none())
+            {
+                runtime.queue.insert(at, hook.as_str().into());
                 at += 1;
             }
         }

@@ -16,6 +16,7 @@ use crate::store::digest::CharmDigest;
 use crate::store::{StateRoot, atomic};
 use crate::tools::context::{HookEffects, OpenedPort, Settings, WorkloadStatus};
 
+use super::app::RelationRecord;
 use super::{AppName, UnitError, UnitName, UnitPaths};
 
 /// The runtime state of one unit.
@@ -32,10 +33,132 @@ pub struct UnitRuntime {
     /// The unit's own settings in each relation, by relation id.
     #[serde(default)]
     pub relation_settings: BTreeMap<u32, Settings>,
-    /// Hooks still to run, in order (the rest of a deploy or config change that stopped at
-    /// a failed hook; they run once the unit is resolved).
+    /// The relations the unit is in scope of, by relation id: entered when its
+    /// relation-created hook is queued, left when its relation-broken hook completes.
     #[serde(default)]
-    pub queue: Vec<String>,
+    pub relations: BTreeMap<u32, UnitRelation>,
+    /// Hooks still to run, in order (the rest of a deploy or config change that stopped at
+    /// a failed hook, relation hooks; they run once the unit is resolved).
+    #[serde(default)]
+    pub queue: Vec<QueuedHook>,
+}
+
+/// A relation as one unit is in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitRelation {
+    /// The relation (a copy of the application's record, kept until relation-broken has run
+    /// even when the relation is already gone from the application).
+    pub relation: RelationRecord,
+    /// The remote units this unit has joined (their relation-joined hook completed here) and
+    /// not yet departed: what `relation-list` shows.
+    #[serde(default)]
+    pub members: BTreeSet<String>,
+}
+
+/// One hook waiting in a unit's queue: a hook name, and for relation hooks what it runs for.
+///
+/// Serialised as the plain hook name when it has no relation (the format queues had before
+/// relation hooks existed), else as `{"hook": .., "relation": {..}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "QueuedHookRepr", into = "QueuedHookRepr")]
+pub struct QueuedHook {
+    /// The hook, e.g. `install` or `db-relation-joined`.
+    pub hook: String,
+    /// The relation of a relation hook.
+    pub relation: Option<QueuedRelation>,
+}
+
+/// What a queued relation hook runs for (its `JUJU_RELATION_*` environment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedRelation {
+    /// The relation id.
+    pub id: u32,
+    /// `JUJU_REMOTE_UNIT` (none for relation-created, relation-broken and app-data changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_unit: Option<String>,
+    /// `JUJU_REMOTE_APP`.
+    pub remote_app: String,
+    /// `JUJU_DEPARTING_UNIT` of relation-departed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departing_unit: Option<String>,
+    /// The departing unit's settings as they were when it left, so relation-departed can
+    /// still read them (`relation-get - <departing unit>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departing_settings: Option<Settings>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum QueuedHookRepr {
+    Name(String),
+    Full {
+        hook: String,
+        #[serde(default)]
+        relation: Option<QueuedRelation>,
+    },
+}
+
+impl From<QueuedHookRepr> for QueuedHook {
+    fn from(repr: QueuedHookRepr) -> Self {
+        match repr {
+            QueuedHookRepr::Name(hook) => Self {
+                hook,
+                relation: None,
+            },
+            QueuedHookRepr::Full { hook, relation } => Self { hook, relation },
+        }
+    }
+}
+
+impl From<QueuedHook> for QueuedHookRepr {
+    fn from(queued: QueuedHook) -> Self {
+        match queued.relation {
+            None => Self::Name(queued.hook),
+            relation => Self::Full {
+                hook: queued.hook,
+                relation,
+            },
+        }
+    }
+}
+
+impl From<&str> for QueuedHook {
+    fn from(hook: &str) -> Self {
+        Self {
+            hook: hook.to_owned(),
+            relation: None,
+        }
+    }
+}
+
+impl From<String> for QueuedHook {
+    fn from(hook: String) -> Self {
+        Self {
+            hook,
+            relation: None,
+        }
+    }
+}
+
+impl std::fmt::Display for QueuedHook {
+    /// `install`, or `db-relation-joined (db:3 mysql/0)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.hook)?;
+        if let Some(relation) = &self.relation {
+            write!(f, " (relation {}", relation.id)?;
+            if let Some(unit) = relation
+                .remote_unit
+                .as_deref()
+                .or(relation.departing_unit.as_deref())
+            {
+                write!(f, " {unit}")?;
+            } else {
+                write!(f, " {}", relation.remote_app)?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
 }
 
 impl UnitRuntime {
@@ -46,6 +169,7 @@ impl UnitRuntime {
             workload: WorkloadStatus::default(),
             ports: BTreeSet::new(),
             relation_settings: BTreeMap::new(),
+            relations: BTreeMap::new(),
             queue: Vec::new(),
         }
     }
@@ -224,6 +348,29 @@ impl AppLock {
 mod tests {
     use super::*;
     use crate::tools::context::RelationSettingsUpdate;
+
+    #[test]
+    fn queued_hooks_read_plain_names_and_relation_entries() {
+        let plain: QueuedHook = serde_json::from_str("\"install\"").unwrap();
+        assert_eq!(plain, QueuedHook::from("install"));
+        assert_eq!(serde_json::to_string(&plain).unwrap(), "\"install\"");
+        let joined = QueuedHook {
+            hook: "db-relation-joined".into(),
+            relation: Some(QueuedRelation {
+                id: 3,
+                remote_unit: Some("mysql/0".into()),
+                remote_app: "mysql".into(),
+                departing_unit: None,
+                departing_settings: None,
+            }),
+        };
+        let text = serde_json::to_string(&joined).unwrap();
+        assert_eq!(serde_json::from_str::<QueuedHook>(&text).unwrap(), joined);
+        assert_eq!(
+            joined.to_string(),
+            "db-relation-joined (relation 3 mysql/0)"
+        );
+    }
 
     #[test]
     fn applying_effects_twice_is_applying_them_once() {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::charm::{CharmFiles, HookKind, HookName};
+use crate::charm::{CharmFiles, HookKind, HookName, RelationEvent};
 use crate::model::runtime::{AppRuntime, UnitRuntime};
 use crate::model::{AppRecord, UnitName};
 use crate::store::StateRoot;
@@ -42,6 +42,9 @@ pub struct RelationTarget {
     pub relation: HookRelation,
     /// `JUJU_DEPARTING_UNIT`.
     pub departing_unit: Option<String>,
+    /// The departing unit's last settings (readable during relation-departed even when the
+    /// unit is gone).
+    pub departing_settings: Option<crate::tools::context::Settings>,
 }
 
 /// Inputs of [`build_context`] that do not come from the model.
@@ -114,66 +117,7 @@ pub fn build_context(root: &StateRoot, inputs: &ContextInputs<'_>) -> HookContex
         }
     }
 
-    let mut relations = Vec::new();
-    let mut goal_relations = BTreeMap::new();
-    for record in &app.relations {
-        let id = record.id as u32;
-        let remote = if record.remote_app == app.name {
-            Some((*app).clone())
-        } else {
-            AppRecord::load(root, &record.remote_app).ok()
-        };
-        let mut remote_units = BTreeMap::new();
-        if let Some(remote) = &remote {
-            for other in remote.unit_names() {
-                if other == **unit {
-                    continue;
-                }
-                let settings = UnitRuntime::load(root, &other)
-                    .ok()
-                    .and_then(|r| r.relation_settings.get(&id).cloned())
-                    .unwrap_or_default();
-                goal_relations
-                    .entry(record.endpoint.clone())
-                    .or_insert_with(BTreeMap::new)
-                    .insert(
-                        other.to_string(),
-                        GoalStateStatus {
-                            status: "joined".to_owned(),
-                            since: None,
-                        },
-                    );
-                remote_units.insert(other.to_string(), settings);
-            }
-        }
-        let remote_application_settings = if record.remote_app == app.name {
-            app_runtime.relation_settings.get(&id).cloned()
-        } else {
-            AppRuntime::load(root, &record.remote_app)
-                .ok()
-                .and_then(|r| r.relation_settings.get(&id).cloned())
-        }
-        .unwrap_or_default();
-        relations.push(RelationContext {
-            id,
-            endpoint: record.endpoint.clone(),
-            remote_application: record.remote_app.to_string(),
-            remote_units,
-            departed_units: BTreeMap::new(),
-            remote_application_settings,
-            local_unit_settings: runtime
-                .relation_settings
-                .get(&id)
-                .cloned()
-                .unwrap_or_default(),
-            local_application_settings: app_runtime
-                .relation_settings
-                .get(&id)
-                .cloned()
-                .unwrap_or_default(),
-            live: true,
-        });
-    }
+    let (relations, goal_relations) = relation_contexts(root, inputs);
 
     let action = (*hook.kind() == HookKind::Action).then(|| {
         let mut params: BTreeMap<String, serde_json::Value> = charm
@@ -221,6 +165,143 @@ pub fn build_context(root: &StateRoot, inputs: &ContextInputs<'_>) -> HookContex
         storage: BTreeMap::new(),
         storage_id: None,
     }
+}
+
+/// The relations a hook sees. Live: the application's relations (the unit's members from
+/// its scope, or none before it entered). Not live: relations gone from the application whose
+/// relation-broken the unit has still to run (left out of `relation-ids`). The hook's own
+/// relation shows its remote unit as a member during joined and changed, the departing unit
+/// out of the members (its settings still readable) during departed, and no members during
+/// broken.
+fn relation_contexts(
+    root: &StateRoot,
+    inputs: &ContextInputs<'_>,
+) -> (
+    Vec<RelationContext>,
+    BTreeMap<String, BTreeMap<String, GoalStateStatus>>,
+) {
+    use crate::model::app::RelationRecord;
+    let ContextInputs {
+        unit,
+        hook,
+        runtime,
+        app,
+        app_runtime,
+        relation,
+        ..
+    } = inputs;
+    let event = match hook.kind() {
+        HookKind::Relation { event, .. } => Some(*event),
+        _ => None,
+    };
+    let mut records: Vec<(&RelationRecord, bool)> =
+        app.relations.iter().map(|r| (r, true)).collect();
+    for scope in runtime.relations.values() {
+        if app.relation(scope.relation.id).is_none() {
+            records.push((&scope.relation, false));
+        }
+    }
+    let mut relations = Vec::new();
+    let mut goal_relations = BTreeMap::new();
+    for (record, live) in records {
+        let id = record.tool_id();
+        let mut members: std::collections::BTreeSet<String> = runtime
+            .relations
+            .get(&id)
+            .map(|s| s.members.clone())
+            .unwrap_or_default();
+        let mut departed_units = BTreeMap::new();
+        let this_hook = relation.filter(|t| t.relation.id == id);
+        if let (Some(target), Some(event)) = (this_hook, event) {
+            match event {
+                RelationEvent::Joined | RelationEvent::Changed => {
+                    members.extend(target.relation.remote_unit.clone());
+                }
+                RelationEvent::Departed => {
+                    if let Some(departing) = target
+                        .relation
+                        .remote_unit
+                        .as_ref()
+                        .or(target.departing_unit.as_ref())
+                    {
+                        members.remove(departing);
+                        let settings = target.departing_settings.clone().or_else(|| {
+                            UnitName::parse(departing).ok().and_then(|u| {
+                                UnitRuntime::load(root, &u)
+                                    .ok()
+                                    .and_then(|r| r.relation_settings.get(&id).cloned())
+                            })
+                        });
+                        departed_units.insert(departing.clone(), settings.unwrap_or_default());
+                    }
+                }
+                RelationEvent::Broken => members.clear(),
+                RelationEvent::Created => {}
+            }
+        }
+        members.remove(&unit.to_string());
+        let mut remote_units = BTreeMap::new();
+        for member in members {
+            let settings = UnitName::parse(&member)
+                .ok()
+                .and_then(|u| UnitRuntime::load(root, &u).ok())
+                .and_then(|r| r.relation_settings.get(&id).cloned())
+                .unwrap_or_default();
+            if !record.is_peer() {
+                goal_relations
+                    .entry(record.endpoint.clone())
+                    .or_insert_with(BTreeMap::new)
+                    .insert(
+                        member.clone(),
+                        GoalStateStatus {
+                            status: "joined".to_owned(),
+                            since: None,
+                        },
+                    );
+            }
+            remote_units.insert(member, settings);
+        }
+        if !record.is_peer() && live {
+            goal_relations
+                .entry(record.endpoint.clone())
+                .or_insert_with(BTreeMap::new)
+                .insert(
+                    record.remote_app.to_string(),
+                    GoalStateStatus {
+                        status: "joined".to_owned(),
+                        since: None,
+                    },
+                );
+        }
+        let remote_application_settings = if record.remote_app == app.name {
+            app_runtime.relation_settings.get(&id).cloned()
+        } else {
+            AppRuntime::load(root, &record.remote_app)
+                .ok()
+                .and_then(|r| r.relation_settings.get(&id).cloned())
+        }
+        .unwrap_or_default();
+        relations.push(RelationContext {
+            id,
+            endpoint: record.endpoint.clone(),
+            remote_application: record.remote_app.to_string(),
+            remote_units,
+            departed_units,
+            remote_application_settings,
+            local_unit_settings: runtime
+                .relation_settings
+                .get(&id)
+                .cloned()
+                .unwrap_or_default(),
+            local_application_settings: app_runtime
+                .relation_settings
+                .get(&id)
+                .cloned()
+                .unwrap_or_default(),
+            live,
+        });
+    }
+    (relations, goal_relations)
 }
 
 /// Ports other units of this state root (one machine) have open.

@@ -136,15 +136,18 @@ pub fn apply_effects(
         return Ok(());
     }
     let mut runtime = UnitRuntime::load(root, unit)?;
+    let unit_before = runtime.relation_settings.clone();
     runtime.apply(effects);
     runtime.save(root, unit)?;
+    let mut app_before = None;
     if AppRuntime::is_touched_by(effects) {
         let _lock = crate::model::runtime::AppLock::acquire(root, unit.app(), |_| {})?;
         let mut app = AppRuntime::load(root, unit.app())?;
+        app_before = Some(app.relation_settings.clone());
         app.apply(effects);
         app.save(root, unit.app())?;
     }
-    Ok(())
+    super::relations::announce(root, unit, effects, &unit_before, app_before.as_ref())
 }
 
 /// Runs hooks: holds the state root, the charm cache and where the tools come from.

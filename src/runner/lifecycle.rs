@@ -14,13 +14,13 @@ use serde::Serialize;
 use crate::charm::ingest::{self, Limits};
 use crate::charm::{ConfigValue, HookName};
 use crate::model::history::{self, RecordKind};
-use crate::model::runtime::{AppLock, AppRuntime, RunSettings, UnitRuntime};
+use crate::model::runtime::{AppLock, AppRuntime, QueuedHook, RunSettings, UnitRuntime};
 use crate::model::{AppName, AppRecord, HistoryRecord, Timestamp, Unit, UnitError, UnitName};
 use crate::store::charms::CharmStore;
 use crate::store::digest::CharmDigest;
 
 use super::hook_run::{HookReport, HookRequest, Runner, open_unit};
-use super::{RunnerError, hook_run};
+use super::{RunnerError, hook_run, relations};
 
 /// Prints (or otherwise reports) what a command waits for.
 pub type WaitNotice<'a> = &'a (dyn Fn(&str) + Sync);
@@ -109,18 +109,15 @@ pub async fn run_queue(
     let root = runner.root();
     let name = unit.name().clone();
     loop {
+        relations::drain_inbox(root, &name)?;
         let mut runtime = UnitRuntime::load(root, &name)?;
-        let Some(hook) = runtime.queue.first().cloned() else {
+        let Some(queued) = runtime.queue.first().cloned() else {
             break;
         };
         if unit.error().is_some() {
             break;
         }
-        let request = HookRequest {
-            hook,
-            stream,
-            ..HookRequest::default()
-        };
+        let request = relations::request_for(&queued, stream);
         let run = runner.run_hook(unit, &request).await?;
         let ok = run.succeeded();
         report.runs.push(run);
@@ -129,18 +126,24 @@ pub async fn run_queue(
         }
         runtime = UnitRuntime::load(root, &name)?;
         runtime.queue.remove(0);
+        relations::complete(&mut runtime, &queued);
         runtime.save(root, &name)?;
     }
-    report.queued = UnitRuntime::load(root, &name)?.queue;
+    report.queued = queued_names(&UnitRuntime::load(root, &name)?);
     report.in_error = unit.error().is_some();
     Ok(())
 }
 
+/// The queue as reports show it: hook names.
+fn queued_names(runtime: &UnitRuntime) -> Vec<String> {
+    runtime.queue.iter().map(|q| q.hook.clone()).collect()
+}
+
 /// Adds `hooks` to the unit's queue and runs it (locks the unit; recovers it first).
-fn queue_and_run(
+pub(crate) fn queue_and_run(
     runner: &Runner,
     unit_name: &UnitName,
-    hooks: &[String],
+    hooks: &[QueuedHook],
     runtime: &tokio::runtime::Runtime,
     on_wait: WaitNotice<'_>,
 ) -> UnitReport {
@@ -277,6 +280,7 @@ pub fn deploy(
     if !settings.is_empty() {
         app.settings.insert(digest.clone(), settings);
     }
+    relations::create_peer_relations(root, &mut app, &charm.files.metadata)?;
     let units: Vec<UnitName> = (0..request.units).map(|_| app.add_unit()).collect();
     AppRuntime {
         run: request.run,
@@ -286,19 +290,26 @@ pub fn deploy(
     app.create(root)?;
     for unit in &units {
         drop(Unit::create(root, unit)?);
-        UnitRuntime::new(digest.clone()).save(root, unit)?;
+        let mut runtime = UnitRuntime::new(digest.clone());
+        relations::enter_scopes(&mut runtime, &app);
+        runtime.save(root, unit)?;
     }
     tracing::info!(app = %request.app, charm = %digest, units = units.len(), "application deployed");
     let leader = app.leader;
-    let reports = for_each_unit(&units, request.parallel, |unit, runtime| {
+    drop(_lock);
+    let mut reports = for_each_unit(&units, request.parallel, |unit, runtime| {
         queue_and_run(
             runner,
             unit,
-            &start_hooks(leader == Some(unit.number())),
+            &relations::start_queue(root, &app, unit, leader == Some(unit.number())),
             runtime,
             on_wait,
         )
     });
+    merge_reports(
+        &mut reports,
+        relations::settle(runner, request.parallel, on_wait)?,
+    );
     Ok(DeployReport {
         application: request.app.clone(),
         charm: summary(runner, &digest, request.app.as_str())?,
@@ -307,14 +318,22 @@ pub fn deploy(
     })
 }
 
-fn start_hooks(leader: bool) -> Vec<String> {
-    let mut hooks = vec!["install".to_owned()];
-    if leader {
-        hooks.push("leader-elected".to_owned());
+/// Adds the runs of `more` (units that ran hooks posted to them) to `reports`.
+pub(crate) fn merge_reports(reports: &mut Vec<UnitReport>, more: Vec<UnitReport>) {
+    for report in more {
+        match reports.iter_mut().find(|r| r.unit == report.unit) {
+            Some(existing) => {
+                existing.runs.extend(report.runs);
+                existing.queued = report.queued;
+                existing.in_error = report.in_error;
+                if report.error.is_some() {
+                    existing.error = report.error;
+                    existing.error_status = report.error_status;
+                }
+            }
+            None => reports.push(report),
+        }
     }
-    hooks.push("config-changed".to_owned());
-    hooks.push("start".to_owned());
-    hooks
 }
 
 fn config_json(value: &ConfigValue) -> serde_json::Value {
@@ -337,19 +356,24 @@ pub fn add_units(
     app.save(root)?;
     for unit in &units {
         drop(Unit::create(root, unit)?);
-        UnitRuntime::new(app.charm.clone()).save(root, unit)?;
+        let mut runtime = UnitRuntime::new(app.charm.clone());
+        relations::enter_scopes(&mut runtime, &app);
+        runtime.save(root, unit)?;
     }
     drop(lock);
     let leader = app.leader.filter(|_| had_leader.is_none());
-    Ok(for_each_unit(&units, parallel, |unit, runtime| {
+    let mut reports = for_each_unit(&units, parallel, |unit, runtime| {
         queue_and_run(
             runner,
             unit,
-            &start_hooks(leader == Some(unit.number())),
+            &relations::start_queue(root, &app, unit, leader == Some(unit.number())),
             runtime,
             on_wait,
         )
-    }))
+    });
+    relations::announce_new_units(root, &app, &units)?;
+    merge_reports(&mut reports, relations::settle(runner, parallel, on_wait)?);
+    Ok(reports)
 }
 
 /// What removing a unit did.
@@ -376,7 +400,9 @@ fn remove_one(
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
         if unit.error().is_none() {
             let mut state = UnitRuntime::load(runner.root(), name)?;
-            state.queue = vec!["stop".to_owned(), "remove".to_owned()];
+            state.queue = relations::leaving_hooks(&state, name);
+            state.queue.push("stop".into());
+            state.queue.push("remove".into());
             state.save(runner.root(), name)?;
             runtime.block_on(run_queue(runner, &mut unit, &mut report, false))?;
             if unit.error().is_some() {
@@ -385,6 +411,7 @@ fn remove_one(
         } else {
             tracing::warn!(unit = %name, "unit is in error: removed without running stop and remove");
         }
+        relations::announce_departure(runner.root(), name)?;
         unit.remove()?;
         Ok(true)
     })();
@@ -420,6 +447,8 @@ pub fn remove_unit(
     if report.removed {
         forget_unit(runner, &mut app, name, on_wait)?;
     }
+    drop(_lock);
+    relations::settle(runner, default_parallel(), on_wait)?;
     Ok(report)
 }
 
@@ -440,13 +469,7 @@ fn forget_unit(
     if lost_leader && let Some(leader) = app.leader {
         let unit = UnitName::new(app.name.clone(), leader);
         for_each_unit(std::slice::from_ref(&unit), 1, |unit, runtime| {
-            queue_and_run(
-                runner,
-                unit,
-                &["leader-elected".to_owned()],
-                runtime,
-                on_wait,
-            )
+            queue_and_run(runner, unit, &["leader-elected".into()], runtime, on_wait)
         });
     }
     Ok(())
@@ -461,6 +484,7 @@ pub fn remove_app(
     on_wait: WaitNotice<'_>,
 ) -> Result<Vec<RemoveReport>, RunnerError> {
     let root = runner.root();
+    relations::unrelate_all(runner, app_name, parallel, on_wait)?;
     let _lock = AppLock::acquire(root, app_name, on_wait)?;
     let mut app = AppRecord::load(root, app_name)?;
     let units = app.unit_names();
@@ -599,14 +623,10 @@ pub fn set_config(
         .filter(|u| UnitRuntime::load(root, u).is_ok_and(|r| r.charm == app.charm))
         .collect();
     let reports = for_each_unit(&units, parallel, |unit, runtime| {
-        queue_and_run(
-            runner,
-            unit,
-            &["config-changed".to_owned()],
-            runtime,
-            on_wait,
-        )
+        queue_and_run(runner, unit, &["config-changed".into()], runtime, on_wait)
     });
+    let mut reports = reports;
+    merge_reports(&mut reports, relations::settle(runner, parallel, on_wait)?);
     Ok(ConfigReport {
         changed: true,
         units: reports,
@@ -673,9 +693,13 @@ pub fn resolve(
                 layer: None,
             },
         )?;
+        let head = UnitRuntime::load(root, name)?.queue.first().cloned();
         let request = HookRequest {
             retry: true,
             stream,
+            relation: head
+                .filter(|q| Some(&q.hook) == failed_hook.as_ref())
+                .and_then(|q| relations::request_for(&q, stream).relation),
             ..HookRequest::default()
         };
         let run = runtime.block_on(runner.run_hook(&mut unit, &request))?;
@@ -683,7 +707,7 @@ pub fn resolve(
         report.runs.push(run);
         if !ok {
             report.in_error = true;
-            report.queued = UnitRuntime::load(root, name)?.queue;
+            report.queued = queued_names(&UnitRuntime::load(root, name)?);
             return Ok(ResolveReport {
                 resolved: error.to_string(),
                 retry,
@@ -712,13 +736,21 @@ pub fn resolve(
     }
     let mut state = UnitRuntime::load(root, name)?;
     if let Some(hook) = &failed_hook
-        && state.queue.first() == Some(hook)
+        && state.queue.first().map(|q| &q.hook) == Some(hook)
     {
-        state.queue.remove(0);
+        let done = state.queue.remove(0);
+        relations::complete(&mut state, &done);
         state.save(root, name)?;
     }
     runtime.block_on(run_queue(runner, &mut unit, &mut report, stream))?;
     super::upgrade::apply_pending(runner, &mut unit, &mut report, &runtime, stream)?;
+    drop(unit);
+    let mut reports = vec![report];
+    merge_reports(
+        &mut reports,
+        relations::settle(runner, default_parallel(), on_wait)?,
+    );
+    let report = reports.swap_remove(0);
     Ok(ResolveReport {
         resolved: error.to_string(),
         retry,
@@ -744,5 +776,13 @@ pub fn run_one(
             "start the async runtime for",
             unit.paths().dir(),
         ))?;
-    runtime.block_on(runner.run_hook(&mut unit, request))
+    let report = runtime.block_on(runner.run_hook(&mut unit, request))?;
+    drop(unit);
+    relations::settle(runner, default_parallel(), on_wait)?;
+    Ok(report)
+}
+
+/// The number of CPUs (how many units run hooks at once when the command does not say).
+pub fn default_parallel() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }

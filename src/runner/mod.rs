@@ -16,6 +16,7 @@ pub mod hook_run;
 pub mod inspect;
 pub mod lifecycle;
 pub mod output_log;
+pub mod relations;
 pub mod tool_server;
 pub mod upgrade;
 
@@ -106,6 +107,9 @@ pub enum RunnerError {
     /// An upgrade was refused.
     #[error(transparent)]
     Upgrade(#[from] upgrade::UpgradeError),
+    /// `relate` or `unrelate` refused.
+    #[error(transparent)]
+    Relation(#[from] relations::RelationError),
     /// `--no-wait` and the unit is busy, or another usage problem of the request.
     #[error("{what}")]
     Usage {
@@ -138,6 +142,7 @@ impl ClassifyExit for RunnerError {
             Self::ToolServer(e) => e.exit_status(),
             Self::Store(e) => e.exit_status(),
             Self::Merge(e) => e.exit_status(),
+            Self::Relation(e) => e.exit_status(),
             Self::MissingCharm { .. } | Self::Io { .. } => ExitStatus::State,
             Self::UnknownCharm { .. } => ExitStatus::InvalidCharm,
             Self::AppHasOtherCharm { .. } => ExitStatus::Refused,

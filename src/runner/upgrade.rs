@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::charm::{ConfigSpec, ConfigValue, Metadata, Role, YamlLimits};
+use crate::charm::{ConfigSpec, ConfigValue, Metadata, YamlLimits};
 use crate::exit::{ClassifyExit, ExitStatus};
 use crate::model::journal::failpoints;
 use crate::model::runtime::{AppLock, UnitRuntime};
@@ -247,6 +247,10 @@ fn new_report(unit: &UnitName) -> UnitReport {
     }
 }
 
+fn queued_names(runtime: &UnitRuntime) -> Vec<String> {
+    runtime.queue.iter().map(|q| q.hook.clone()).collect()
+}
+
 fn summary(charm: &LoadedCharm) -> CharmSummary {
     CharmSummary {
         name: charm.record.name.clone(),
@@ -290,8 +294,7 @@ pub fn check_compatible(
         });
     }
     for relation in &app.relations {
-        let peer = relation.remote_app == app.name && relation.remote_endpoint == relation.endpoint;
-        let key = if peer {
+        let key = if relation.is_peer() {
             format!("{}:{}", app.name, relation.endpoint)
         } else {
             format!(
@@ -299,18 +302,18 @@ pub fn check_compatible(
                 app.name, relation.endpoint, relation.remote_app, relation.remote_endpoint
             )
         };
-        let role = current.endpoint(&relation.endpoint).map(|(role, _)| role);
+        let role = relation.role;
         let problem = match new.endpoint(&relation.endpoint) {
             None => Some(format!("{charm} has no endpoint {:?}", relation.endpoint)),
             Some((_, r)) if r.interface != relation.interface => Some(format!(
                 "endpoint {:?} of {charm} has interface {:?}, the relation uses {:?}",
                 relation.endpoint, r.interface, relation.interface
             )),
-            Some((new_role, _)) if role.is_some_and(|role| role != new_role) => Some(format!(
+            Some((new_role, _)) if new_role != role => Some(format!(
                 "endpoint {:?} of {charm} is under {}, the relation uses it under {}",
                 relation.endpoint,
                 new_role.section(),
-                role.map(Role::section).unwrap_or_default()
+                role.section()
             )),
             Some(_) => None,
         };
@@ -552,7 +555,7 @@ fn run_upgrade_hooks(
         unit.reach(failpoints::UPGRADE_BEFORE_HOOK)?;
         tokio.block_on(run_queue(runner, unit, report, false))?;
     }
-    report.queued = UnitRuntime::load(runner.root(), unit.name())?.queue;
+    report.queued = queued_names(&UnitRuntime::load(runner.root(), unit.name())?);
     report.in_error = unit.error().is_some();
     Ok(())
 }
@@ -796,7 +799,7 @@ pub fn resolve_conflict(
         unit.reach(failpoints::UPGRADE_BEFORE_HOOK)?;
         tokio.block_on(run_queue(runner, unit, &mut report, stream))?;
     }
-    report.queued = UnitRuntime::load(runner.root(), &name)?.queue;
+    report.queued = queued_names(&UnitRuntime::load(runner.root(), &name)?);
     report.in_error = unit.error().is_some();
     Ok(ResolveReport {
         resolved,
@@ -829,7 +832,7 @@ pub fn apply_pending(
         unit.reach(failpoints::UPGRADE_BEFORE_HOOK)?;
         tokio.block_on(run_queue(runner, unit, report, stream))?;
     }
-    report.queued = UnitRuntime::load(runner.root(), &name)?.queue;
+    report.queued = queued_names(&UnitRuntime::load(runner.root(), &name)?);
     report.in_error = unit.error().is_some();
     Ok(())
 }
