@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::util::{self, TestEnv};
 
 mod crash;
+mod upgrade;
 
 /// Who runs hookbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

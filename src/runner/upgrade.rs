@@ -451,7 +451,8 @@ pub fn upgrade(
                     error: ErrorKind::Upgrade { .. }
                 }
             )
-            || journal.upgrade.is_some();
+            || journal.upgrade.is_some()
+            || runtime.queue.iter().any(|q| q.hook == UPGRADE_HOOKS[0]);
     }
     if app.charm == target && !lagging {
         tracing::info!(app = %request.app, charm = %target, "same charm again: nothing to do");
