@@ -444,12 +444,9 @@ fn incompatible_upgrades_are_refused_and_change_nothing() {
         // Nothing changed but the charm store (the new charm was ingested).
         let now: String = state_digest(&u.env.root())
             .lines()
-            .filter(|l| !l.contains("./charms/"))
+            .filter(|l| !in_store(l))
             .collect();
-        let was: String = before
-            .lines()
-            .filter(|l| !l.contains("./charms/"))
-            .collect();
+        let was: String = before.lines().filter(|l| !in_store(l)).collect();
         assert_eq!(now, was, "{dir}");
         let preview = json(
             &u.run(&["preview-upgrade", "wp", s(&path), "--switch", "--json"])
