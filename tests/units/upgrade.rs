@@ -291,6 +291,21 @@ fn runtime_bytecode_under_a_directory_the_new_charm_makes_a_file_is_flagged() {
     u.expect(&["upgrade", "app", s(&b)], 1);
     let conflicts = conflicts_of(&u.unit_status("app/0"));
     assert!(conflicts.contains(&("pkg".to_owned(), "directory/file".to_owned(), true)));
+    // diff flags the runtime bytecode as the likely cause.
+    let diff = json(&u.expect(&["diff", "app/0", "--json"], 0));
+    let pyc = diff
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["path"] == "pkg/__pycache__/mod.cpython-311.pyc")
+        .expect("the bytecode in diff");
+    assert_eq!(pyc["conflict"], "directory/file");
+    assert_eq!(pyc["likely_bytecode"], true);
+    let text = u.expect(&["diff", "app/0"], 0);
+    assert!(
+        text.contains("likely cause: runtime-written Python bytecode"),
+        "{text}"
+    );
     // Deleting the bytecode and restoring the conf settles it.
     u.expect(
         &[
