@@ -463,6 +463,7 @@ bench_upgrade_cli() {
     "$hookbox" --root "$root" remove bench >/dev/null 2>&1 || true
     "$hookbox" --root "$root" deploy "$old" bench >/dev/null
     local unit="$root/units/bench-0" id=00000001-0000be0c
+    mkdir -p "$unit/layers"
     cp -a "$BENCH_DIR/layer" "$unit/layers/$id"
     jq --arg id "$id" '.layers = [$id] | .next_sequence = 2' "$unit/state.json" >"$unit/state.json.new"
     mv "$unit/state.json.new" "$unit/state.json"
@@ -474,8 +475,9 @@ bench_upgrade_cli() {
   sh -c "$reset"
   echo "hookbox upgrade (one run): $("$hookbox" --root "$root" upgrade bench "$new" --json | jq -c '[.outcome, .units[0].outcome, [.units[0].runs[].outcome]]')"
   sh -c "$reset"
-  FIG[upgrade_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="$reset" median_ms "$hookbox" --root "$root" upgrade bench "$new")
-  FIG[preview_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="$reset" median_ms sh -c "'$hookbox' --root '$root' preview-upgrade bench '$new' >/dev/null")
+  # hyperfine -N runs --prepare without a shell too.
+  FIG[upgrade_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms "$hookbox" --root "$root" upgrade bench "$new")
+  FIG[preview_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms sh -c "'$hookbox' --root '$root' preview-upgrade bench '$new' >/dev/null")
   sh -c "$reset"
   printf '%-58s median %s ms\n' \
     "hookbox upgrade (CLI, end to end, 2 hook sandboxes)" "${FIG[upgrade_cli]}" \
