@@ -486,9 +486,45 @@ PY
     "git: three commits + checkout + merge" "${FIG[merge_git_total]}"
   echo "hookbox / git merge:             $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
   echo "hookbox / git with its commits:  $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+  bench_upgrade_cli "$hookbox" "$old" "$new"
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   chmod -R u+rwX "$scratch" 2>/dev/null || true
   rm -rf "$scratch"
+}
+
+# The end-to-end figure of bench_merge: `hookbox upgrade` of the same scenario through the
+# CLI (app lock, compatibility check, settings, unit lock and recovery, journal steps, the
+# merge, the layer swap, and upgrade-charm and config-changed, which the bench charm lacks:
+# two sandbox starts that find no handler), and `hookbox preview-upgrade`. The unit is
+# deployed once; its runtime layer is the bench's layer, put in place as a committed layer
+# (the journal names it); every timed run starts from a copy of that unit (not timed).
+bench_upgrade_cli() {
+  local hookbox="$1" old="$2" new="$3" root="$BENCH_DIR/root" tpl="$BENCH_DIR/upgrade-template"
+  if [ ! -d "$tpl" ]; then
+    "$hookbox" --root "$root" remove bench >/dev/null 2>&1 || true
+    "$hookbox" --root "$root" deploy "$old" bench >/dev/null
+    local unit="$root/units/bench-0" id=00000001-0000be0c
+    mkdir -p "$unit/layers"
+    cp -a "$BENCH_DIR/layer" "$unit/layers/$id"
+    jq --arg id "$id" '.layers = [$id] | .next_sequence = 2' "$unit/state.json" >"$unit/state.json.new"
+    mv "$unit/state.json.new" "$unit/state.json"
+    mkdir -p "$tpl/apps"
+    cp -a "$unit" "$tpl/bench-0"
+    cp -a "$root/apps/bench.json" "$tpl/apps/"
+  fi
+  local reset="rm -rf $root/units/bench-0 && cp -a $tpl/bench-0 $root/units/ && cp -a $tpl/apps/bench.json $root/apps/"
+  sh -c "$reset"
+  echo "hookbox upgrade (one run): $("$hookbox" --root "$root" upgrade bench "$new" --json | jq -c '[.outcome, .units[0].outcome, [.units[0].runs[].outcome]]')"
+  sh -c "$reset"
+  # hyperfine -N runs --prepare without a shell too.
+  FIG[upgrade_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms "$hookbox" --root "$root" upgrade bench "$new")
+  FIG[preview_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms sh -c "'$hookbox' --root '$root' preview-upgrade bench '$new' >/dev/null")
+  sh -c "$reset"
+  printf '%-58s median %s ms\n' \
+    "hookbox upgrade (CLI, end to end, 2 hook sandboxes)" "${FIG[upgrade_cli]}" \
+    "hookbox preview-upgrade (CLI)" "${FIG[preview_cli]}"
+  echo "hookbox upgrade CLI / git merge: $(ratio "${FIG[upgrade_cli]}" "${FIG[merge_git]}")"
+  echo "preview-upgrade CLI / git merge: $(ratio "${FIG[preview_cli]}" "${FIG[merge_git]}")"
 }
 
 # The git side of bench_merge: a repository in a new directory under $2 with the trees of $1
@@ -546,6 +582,8 @@ summary() {
   if [ -n "${FIG[merge_hookbox]:-}" ]; then
     echo "upgrade merge / git merge:            $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
     echo "upgrade merge / git with its commits: $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+    echo "hookbox upgrade CLI / git merge:      $(ratio "${FIG[upgrade_cli]:-}" "${FIG[merge_git]}")"
+    echo "preview-upgrade CLI / git merge:      $(ratio "${FIG[preview_cli]:-}" "${FIG[merge_git]}")"
   fi
 }
 

@@ -11,6 +11,7 @@ mod ingest;
 mod log;
 mod output;
 mod parse;
+mod preview_upgrade;
 mod relate;
 mod remove;
 mod resolved;
@@ -19,6 +20,7 @@ mod sandbox_run;
 mod shell;
 mod status;
 mod units;
+mod upgrade;
 mod verify;
 
 use std::path::PathBuf;
@@ -95,6 +97,10 @@ pub enum Command {
     Shell(shell::ShellArgs),
     /// Resolve a unit in error, or retry its failed hook.
     Resolved(resolved::ResolvedArgs),
+    /// Upgrade an application's charm (three-way merge of runtime changes).
+    Upgrade(upgrade::UpgradeArgs),
+    /// Show what an upgrade would do (compatibility, settings, conflicts), changing nothing.
+    PreviewUpgrade(preview_upgrade::PreviewUpgradeArgs),
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
     DoctorProbe(doctor::ProbeArgs),
@@ -136,6 +142,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Diff(args) => diff::run(&root_of(&cli.root)?, args),
         Command::Shell(args) => shell::run(&root_of(&cli.root)?, args),
         Command::Resolved(args) => resolved::run(&root_of(&cli.root)?, args),
+        Command::Upgrade(args) => upgrade::run(&root_of(&cli.root)?, args),
+        Command::PreviewUpgrade(args) => preview_upgrade::run(&root_of(&cli.root)?, args),
     }
 }
 
@@ -188,4 +196,5 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::runner::relations::RelationError>(cause))
         .or_else(|| class::<hookbox::model::UnitError>(cause))
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
+        .or_else(|| class::<hookbox::runner::upgrade::UpgradeError>(cause))
 }
