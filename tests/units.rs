@@ -13,6 +13,7 @@ use crate::util::{self, TestEnv};
 
 mod crash;
 mod relations;
+mod shell;
 
 /// Who runs hookbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -177,6 +177,11 @@ impl Runner {
         &self.root
     }
 
+    /// The hookbox executable (bound into sandboxes as the hook tools).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// The stored charm `digest`, loaded (cached per process).
     pub fn charm(
         &self,
@@ -563,7 +568,7 @@ fn sync_upper(upper: &Path) -> Result<(), RunnerError> {
 /// A private directory for the hook-tool socket, on a memory filesystem when there is one
 /// (`$XDG_RUNTIME_DIR`, else `/dev/shm`): creating and removing it then never waits for the
 /// disk. Mode 0755: the sandbox's root reaches the socket (mode 0666) inside.
-fn agent_dir() -> Result<tempfile::TempDir, RunnerError> {
+pub(crate) fn agent_dir() -> Result<tempfile::TempDir, RunnerError> {
     let candidates = [
         std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
         Some(PathBuf::from("/dev/shm")),
