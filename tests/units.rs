@@ -14,6 +14,7 @@ use crate::util::{self, TestEnv};
 mod crash;
 mod relations;
 mod upgrade;
+mod shell;
 
 /// Who runs hookbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

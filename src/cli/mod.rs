@@ -104,6 +104,9 @@ pub enum Command {
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
     DoctorProbe(doctor::ProbeArgs),
+    /// Inside the sandbox of an interactive `shell`: attach the caller's stdio, run the shell.
+    #[command(name = "__attach-stdio", hide = true)]
+    AttachStdio(shell::AttachStdioArgs),
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
@@ -144,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Resolved(args) => resolved::run(&root_of(&cli.root)?, args),
         Command::Upgrade(args) => upgrade::run(&root_of(&cli.root)?, args),
         Command::PreviewUpgrade(args) => preview_upgrade::run(&root_of(&cli.root)?, args),
+        Command::AttachStdio(args) => shell::run_attached(args),
     }
 }
 
@@ -197,4 +201,5 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::model::UnitError>(cause))
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
         .or_else(|| class::<hookbox::runner::upgrade::UpgradeError>(cause))
+        .or_else(|| class::<hookbox::runner::inspect::AttachError>(cause))
 }

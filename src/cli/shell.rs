@@ -1,4 +1,6 @@
-//! `hookbox shell UNIT -- CMD...`.
+//! `hookbox shell UNIT [-- CMD...]`.
+
+use std::path::PathBuf;
 
 use clap::Args;
 use hookbox::exit::ExitStatus;
@@ -8,35 +10,42 @@ use hookbox::store::StateRoot;
 
 use super::units;
 
-/// Run a command in the sandbox of a unit, over its charm dir (the cwd).
+/// Open a shell (or run a command) in the sandbox of a unit, over its charm dir (the cwd).
 ///
-/// The command sees the unit's charm dir exactly as its hooks do. While the unit is in
-/// error, its writes go to the operator layer: `hookbox resolved` commits them, `hookbox
-/// resolved --retry` reruns the failed hook over them (rule 6). Otherwise the writes are
-/// thrown away when the command ends. The unit is locked meanwhile, so no hook runs under
-/// the command. Without CMD, `sh` reads commands from stdin... (not yet: stdin is not
-/// passed into the sandbox, so give the command after `--`). The exit status is the
-/// command's.
+/// The shell sees the unit's charm dir exactly as its hooks do. Without CMD it is an
+/// interactive shell ($SHELL when the sandbox has it, else /bin/sh) on your terminal:
+/// stdin, stdout and stderr are yours, so commands can also be piped in (`echo ls | hookbox
+/// shell wp/0`). While the unit is in error, its writes go to the operator layer: `hookbox
+/// resolved` commits them, `hookbox resolved --retry` reruns the failed hook over them
+/// (rule 6). Otherwise the writes are thrown away when the shell ends. The unit is locked
+/// meanwhile, so no hook runs under it. The exit status is the shell's (or CMD's).
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// The unit, e.g. hello/0.
     pub unit: UnitName,
-    /// The command and its arguments.
+    /// The command and its arguments (none: an interactive shell).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 /// Runs `hookbox shell`.
 pub fn run(root: &StateRoot, args: ShellArgs) -> anyhow::Result<ExitStatus> {
-    if args.command.is_empty() {
-        anyhow::bail!(hookbox::runner::RunnerError::Usage {
-            what: format!(
-                "no command given: an interactive shell is not supported yet, run e.g. `hookbox shell {} -- sh -c 'ls -la'`",
-                args.unit
-            ),
-        });
-    }
     let runner = units::runner(root)?;
-    let report = inspect::shell(&runner, &args.unit, args.command, units::print_wait)?;
+    let shell = std::env::var("SHELL").ok().filter(|s| s.starts_with('/'));
+    let report = inspect::shell(&runner, &args.unit, args.command, shell, units::print_wait)?;
     std::process::exit(report.outcome.exit_code().clamp(0, 255));
+}
+
+/// `hookbox __attach-stdio SOCKET SHELL`: run inside the sandbox of an interactive `shell`.
+#[derive(Debug, Args)]
+pub struct AttachStdioArgs {
+    /// The socket that lends the caller's stdio.
+    pub socket: PathBuf,
+    /// The shell to run (`/bin/sh` when it does not exist in the sandbox).
+    pub shell: String,
+}
+
+/// Runs `hookbox __attach-stdio`: returns only when the shell could not be started.
+pub fn run_attached(args: AttachStdioArgs) -> anyhow::Result<ExitStatus> {
+    Err(inspect::attach_stdio(&args.socket, &args.shell).into())
 }

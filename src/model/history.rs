@@ -111,6 +111,45 @@ pub fn read(path: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(StoreError::io("read", path)(e)),
     };
+    Ok(parse_lines(path, &text))
+}
+
+/// How much of the end of a history file [`read_tail`] reads.
+pub const TAIL_BYTES: u64 = 64 * 1024;
+
+/// Reads the records whose lines lie whole in the last [`TAIL_BYTES`] of `path` (none when it
+/// does not exist): the newest records, without reading a long history whole. Torn and
+/// damaged lines are skipped as in [`read`].
+pub fn read_tail(path: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
+    let file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("open", path)(e)),
+    };
+    let len = file.metadata().map_err(StoreError::io("stat", path))?.len();
+    let start = len.saturating_sub(TAIL_BYTES);
+    let mut bytes = vec![0u8; (len - start) as usize];
+    file.read_exact_at(&mut bytes, start)
+        .map_err(StoreError::io("read", path))?;
+    let whole = if start == 0 {
+        &bytes[..]
+    } else {
+        // The first line is cut unless the byte before it ends a line.
+        let mut before = [0u8; 1];
+        file.read_exact_at(&mut before, start - 1)
+            .map_err(StoreError::io("read", path))?;
+        match (before[0], bytes.iter().position(|b| *b == b'\n')) {
+            (b'\n', _) => &bytes[..],
+            (_, Some(newline)) => &bytes[newline + 1..],
+            (_, None) => &[][..],
+        }
+    };
+    Ok(parse_lines(path, whole))
+}
+
+/// The records of `text`, one per line; a line that does not parse is skipped (the last one
+/// quietly: it may be torn).
+fn parse_lines(path: &Path, text: &[u8]) -> Vec<HistoryRecord> {
     let mut records = Vec::new();
     let lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
     let last = lines.len().saturating_sub(1);
@@ -128,7 +167,7 @@ pub fn read(path: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
             }
         }
     }
-    Ok(records)
+    records
 }
 
 /// A UTC instant with millisecond precision, written as RFC 3339 (`2026-01-31T09:05:03.120Z`).
@@ -322,6 +361,27 @@ mod tests {
             ]
         );
         assert_eq!(read(&dir.path().join("none")).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn the_tail_holds_the_newest_whole_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        assert_eq!(read_tail(&path).unwrap(), vec![]);
+        let mut all = Vec::new();
+        for n in 0..2000 {
+            let mut r = record(&format!("hook-{n}"), Outcome::Ok);
+            r.context_id = Some(format!("ctx-{n}"));
+            append(&path, &r).unwrap();
+            all.push(r);
+        }
+        assert!(fs::metadata(&path).unwrap().len() > TAIL_BYTES);
+        let tail = read_tail(&path).unwrap();
+        assert!(tail.len() > 100 && tail.len() < all.len(), "{}", tail.len());
+        assert_eq!(tail[..], all[all.len() - tail.len()..]);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"kind":"hook","hook":"sta"#).unwrap();
+        assert_eq!(read_tail(&path).unwrap().last(), all.last());
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! | step | journal writes and directory operations, in order |
 //! |---|---|
 //! | [`Unit::begin_hook`] | create `runs/<id>/{upper,work}` → journal `running-hook` |
-//! | [`Unit::commit`] | journal `committing` → rename `operator/` to `layers/<op>` (retry only) → rename the upper to `layers/<id>` → journal `idle` with the new stack → remove `runs/<id>` |
+//! | [`Unit::commit`] | rename the upper to `layers/<id>` → journal `idle` with the new stack and the caller's `unapplied` value → remove `runs/<id>` |
+//! | [`Unit::commit`] of a retry | journal `committing` → rename `operator/` to `layers/<op>` → rename the upper to `layers/<id>` → journal `idle` with the new stack → remove `runs/<id>` |
 //! | [`Unit::discard`] | rename the upper to `failed/<id>` → journal `error` → remove `runs/<id>` and older failed layers |
 //! | squash | journal `squash` record → build `squash/<new>` (may run in the background) → rename it to `layers/<new>` → journal: stack swapped, record cleared → remove the old layer dirs |
 //!
@@ -61,7 +62,8 @@ pub mod failpoints {
     pub const BEGIN_BEFORE_JOURNAL: &str = "begin:before-journal";
     /// After the journal says `running-hook` (the hook would run now).
     pub const BEGIN_AFTER_JOURNAL: &str = "begin:after-journal";
-    /// After the journal says `committing`, before any rename.
+    /// When a commit starts, before any rename (after the journal says `committing`, on a
+    /// commit with an operator layer).
     pub const COMMIT_AFTER_JOURNAL: &str = "commit:after-journal";
     /// After the operator layer was renamed into `layers/` (retry commits only).
     pub const COMMIT_AFTER_OPERATOR: &str = "commit:after-operator-rename";
@@ -321,6 +323,13 @@ pub struct Journal {
     /// resolved (rule 10). The target is the application's charm at that time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_upgrade: Option<CharmDigest>,
+    /// What the last commit asked to keep for its caller (see [`Unit::commit`]): the caller
+    /// applies it after the commit and marks it applied in a record of its own (the unit's
+    /// history); [`Unit::open`] hands it back through [`Recovery::unapplied`] so that a
+    /// process killed in between is finished by the next one. Dropped when the next run
+    /// starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unapplied: Option<serde_json::Value>,
 }
 
 impl Journal {
@@ -336,6 +345,7 @@ impl Journal {
             upgrade: None,
             s0: None,
             pending_upgrade: None,
+            unapplied: None,
         }
     }
 }
@@ -353,6 +363,9 @@ pub struct Recovery {
     pub removed_orphans: Vec<PathBuf>,
     /// An interrupted upgrade, rolled back or completed.
     pub upgrade: Option<UpgradeRecovery>,
+    /// What the last commit left for its caller to apply ([`Journal::unapplied`]); the
+    /// caller knows whether it was applied.
+    pub unapplied: Option<serde_json::Value>,
 }
 
 /// What recovery did with an interrupted upgrade.
@@ -371,9 +384,13 @@ pub enum UpgradeRecovery {
 }
 
 impl Recovery {
-    /// Whether recovery changed anything.
+    /// Whether recovery changed anything (what it hands back unchanged, `unapplied`, is not
+    /// a change).
     pub fn is_empty(&self) -> bool {
-        *self == Self::default()
+        Self {
+            unapplied: None,
+            ..self.clone()
+        } == Self::default()
     }
 }
 
@@ -657,6 +674,7 @@ impl Unit {
         self.step(failpoints::BEGIN_BEFORE_JOURNAL)?;
         let mut next = self.journal.clone();
         next.next_sequence += 1;
+        next.unapplied = None;
         next.state = UnitState::RunningHook {
             hook: hook.to_owned(),
             run: id,
@@ -688,6 +706,9 @@ impl Unit {
             } if *id == run.id => (hook.clone(), context_id.clone()),
             _ => return Err(self.wrong_state("commit a run")),
         };
+        if !self.journal.operator {
+            return self.commit_run(run, &hook, pending);
+        }
         let operator_layer = if self.journal.operator && !self.operator_is_empty()? {
             Some(LayerId::generate(self.journal.next_sequence))
         } else {
@@ -712,12 +733,42 @@ impl Unit {
         Ok(layer)
     }
 
+    /// The commit of a run with no operator layer below it: one rename and one journal
+    /// write. A crash before the journal write leaves `layers/<id>` unnamed (recovery
+    /// removes it: the pre-hook state); after it, the post-hook state.
+    fn commit_run(
+        &mut self,
+        run: &RunDirs,
+        hook: &str,
+        pending: Option<serde_json::Value>,
+    ) -> Result<Option<LayerId>, UnitError> {
+        self.step(failpoints::COMMIT_AFTER_JOURNAL)?;
+        let dirs = self.paths.layer_dirs().clone();
+        let committed = if !is_empty_dir(&run.upper)? {
+            dirs.install(&run.upper, &run.id)?;
+            Some(run.id)
+        } else {
+            None
+        };
+        self.step(failpoints::COMMIT_AFTER_RENAME)?;
+        let mut next = self.journal.clone();
+        next.layers.splice(0..0, committed);
+        next.state = UnitState::Idle;
+        next.unapplied = pending;
+        self.write(next)?;
+        self.step(failpoints::COMMIT_AFTER_IDLE)?;
+        dirs.remove_run(&run.id)?;
+        tracing::info!(unit = %self.name(), hook, layer = ?committed.map(|l| l.to_string()), "hook committed");
+        Ok(committed)
+    }
+
     /// Does (or finishes) every rename the `committing` journal names, then records `idle`.
     /// Idempotent: recovery calls it after a crash at any point of [`Unit::commit`].
     fn complete_commit(&mut self) -> Result<Vec<LayerId>, UnitError> {
         let UnitState::Committing {
             run,
             operator_layer,
+            pending,
             ..
         } = self.journal.state.clone()
         else {
@@ -725,6 +776,7 @@ impl Unit {
         };
         let dirs = self.paths.layer_dirs().clone();
         let mut next = self.journal.clone();
+        next.unapplied = pending;
         if let Some(op) = operator_layer {
             if !exists(&dirs.layer(&op))? {
                 dirs.install(&dirs.operator(), &op)?;
@@ -1262,6 +1314,7 @@ impl Unit {
             }
             UnitState::Idle | UnitState::Error { .. } => {}
         }
+        recovery.unapplied = self.journal.unapplied.clone();
         if let Some(record) = self.journal.squash.clone() {
             self.abandon_squash()?;
             recovery.abandoned_squash = Some(record.into);

@@ -71,9 +71,10 @@ impl HookReport {
     }
 }
 
-/// What a successful run left to apply, written to `units/<u>/effects.json` before the
-/// commit and removed once applied, so a crash between the commit and the apply is finished
-/// by the next command (see [`open_unit`]).
+/// What a successful run leaves to apply after its commit. The commit's journal write
+/// carries it ([`crate::model::Journal::unapplied`]); the run's history line, appended once
+/// the effects are applied, marks it done. A process killed in between is finished by the
+/// next command on the unit (see [`open_unit`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingEffects {
     context_id: String,
@@ -81,49 +82,46 @@ struct PendingEffects {
     record: HistoryRecord,
 }
 
-fn pending_path(root: &StateRoot, unit: &UnitName) -> PathBuf {
-    crate::model::UnitPaths::new(root, unit)
-        .dir()
-        .join("effects.json")
-}
-
 /// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
-/// finishes what a killed runner left: the effects of a committed hook are applied (once;
-/// applying is a replacement, so a repeat is harmless), those of a hook that did not commit
-/// are dropped.
+/// finishes what a killed runner left: the effects of a committed hook whose history line is
+/// missing are applied (applying is a replacement, so a repeat is harmless) and its line is
+/// written; those of a hook that did not commit were never recorded.
 pub fn open_unit(
     root: &StateRoot,
     name: &UnitName,
     on_wait: impl FnOnce(&str),
 ) -> Result<(Unit, Recovery), RunnerError> {
     let (unit, recovery) = Unit::open(root, name, on_wait)?;
-    let path = pending_path(root, name);
-    let pending: Option<PendingEffects> = atomic::read_json(&path).ok().flatten();
-    let from_journal = recovery
-        .completed_commit
-        .as_ref()
-        .and_then(|c| c.pending.clone())
-        .and_then(|v| serde_json::from_value::<PendingEffects>(v).ok());
-    let pending = pending.or(from_journal);
-    if let Some(pending) = pending {
-        let committed = unit.error().is_none()
-            && !matches!(unit.state(), crate::model::UnitState::RunningHook { .. });
-        if committed {
-            apply_effects(root, name, &pending.effects)?;
-            history::append(&unit.paths().history_file(), &pending.record)?;
-            tracing::warn!(unit = %name, hook = %pending.record.hook, "applied the effects of a hook committed before hookbox was killed");
-        }
-        remove_file(&path)?;
+    if let Some(value) = &recovery.unapplied {
+        finish_unapplied(root, &unit, value)?;
     }
     Ok((unit, recovery))
 }
 
-fn remove_file(path: &Path) -> Result<(), RunnerError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(RunnerError::io("remove", path)(e)),
+/// Applies the effects of the last commit unless its history line says they were.
+fn finish_unapplied(
+    root: &StateRoot,
+    unit: &Unit,
+    value: &serde_json::Value,
+) -> Result<(), RunnerError> {
+    let name = unit.name();
+    let pending = match serde_json::from_value::<PendingEffects>(value.clone()) {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::warn!(unit = %name, error = %e, "unreadable effects of the last commit dropped");
+            return Ok(());
+        }
+    };
+    let history_file = unit.paths().history_file();
+    let recorded = history::read_tail(&history_file)?
+        .iter()
+        .any(|r| r.context_id.as_deref() == Some(pending.context_id.as_str()));
+    if !recorded {
+        apply_effects(root, name, &pending.effects)?;
+        history::append(&history_file, &pending.record)?;
+        tracing::warn!(unit = %name, hook = %pending.record.hook, "applied the effects of a hook committed before hookbox was killed");
     }
+    Ok(())
 }
 
 /// Applies a successful hook's effects to the unit's and its application's runtime state.
@@ -179,6 +177,11 @@ impl Runner {
         &self.root
     }
 
+    /// The hookbox executable (bound into sandboxes as the hook tools).
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
     /// The stored charm `digest`, loaded (cached per process).
     pub fn charm(
         &self,
@@ -225,6 +228,7 @@ impl Runner {
             }
             .into());
         }
+        let mut steps = Steps::new(&name);
         let runtime = UnitRuntime::load(root, &name)?;
         let charm = self.charm(&runtime.charm, &name.to_string())?;
         let hook_text = if request.retry {
@@ -264,6 +268,7 @@ impl Runner {
         );
         let is_action = *hook.kind() == HookKind::Action;
         let action_uuid = is_action.then(|| format!("{:016x}", random_u63()));
+        steps.done("context");
 
         // The run: a fresh upper, the journal says running-hook.
         let run = if request.retry {
@@ -274,6 +279,7 @@ impl Runner {
         let started = Timestamp::now();
         let clock = Instant::now();
         grant_traverse(root, unit, Some(&run.dir))?;
+        steps.done("begin");
 
         // A squash of older layers, built in the background while the hook runs.
         let squash = match unit.plan_squash(Some(&charm.tree)) {
@@ -285,17 +291,10 @@ impl Runner {
         };
 
         // The hook-tool socket, in a private directory bound into the sandbox.
-        let agent = tempfile::Builder::new()
-            .prefix("hookbox-agent-")
-            .tempdir()
-            .map_err(RunnerError::io(
-                "create the agent directory in",
-                std::env::temp_dir(),
-            ))?;
-        std::fs::set_permissions(agent.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(RunnerError::io("open up", agent.path()))?;
+        let agent = agent_dir()?;
         let socket = agent.path().join(context::SOCKET_NAME);
         let server = ToolServer::start(&socket, context)?;
+        steps.done("tool server");
 
         let charm_path = sandbox::spec::default_charm_path(name.app().as_str(), name.number());
         let env = context::hook_environment(&EnvInputs {
@@ -348,7 +347,9 @@ impl Runner {
             run_id: Some(context_id.clone()),
             ..RunOptions::default()
         };
+        steps.done("prepare the sandbox");
         let result = sandbox::run(&spec, &options).await;
+        steps.done("sandbox");
         let effects = server.finish();
         drop(server);
         drop(agent);
@@ -419,26 +420,27 @@ impl Runner {
         if let Err(e) = output_log::append(&log_path, &lines) {
             tracing::warn!(unit = %name, error = %e, "cannot write the unit log");
         }
+        steps.done("log");
 
         if outcome == Some(Outcome::Failed) {
             unit.discard(&run)?;
             history::append(&unit.paths().history_file(), &record)?;
         } else {
-            sync_filesystem(&run.upper)?;
+            sync_upper(&run.upper)?;
+            steps.done("sync the upper");
             let pending = PendingEffects {
                 context_id: context_id.clone(),
                 effects: effects.clone(),
                 record: record.clone(),
             };
-            let pending_file = pending_path(root, &name);
-            atomic::write_json(&pending_file, &pending)?;
             let value = serde_json::to_value(&pending).ok();
             let layer = unit.commit(&run, value)?;
+            steps.done("commit");
             record.layer = layer;
             apply_effects(root, &name, &effects)?;
             history::append(&unit.paths().history_file(), &record)?;
-            remove_file(&pending_file)?;
         }
+        steps.done("history");
 
         if let Some(task) = squash {
             match task.await {
@@ -456,6 +458,7 @@ impl Runner {
             }
         }
 
+        steps.done("squash");
         if let Err(error) = result {
             return Err(RunnerError::Sandbox {
                 unit: name.to_string(),
@@ -515,11 +518,98 @@ pub fn grant_traverse(
     Ok(())
 }
 
+/// Past this many entries in an upper, [`sync_upper`] flushes the whole filesystem instead
+/// of each entry.
+const SYNC_EACH_LIMIT: usize = 256;
+
 /// Flushes what the hook wrote to its upper (the overlay is mounted `volatile`) before the
-/// commit makes it part of the state.
-fn sync_filesystem(upper: &Path) -> Result<(), RunnerError> {
-    let dir = std::fs::File::open(upper).map_err(RunnerError::io("open", upper))?;
-    rustix::fs::syncfs(&dir).map_err(|e| RunnerError::io("syncfs", upper)(e.into()))
+/// commit makes it part of the state: each file and directory of the upper is fsync'd (an
+/// upper the hook left empty costs nothing), or, past [`SYNC_EACH_LIMIT`] entries, the
+/// filesystem with syncfs(2). The sandbox is gone, so nothing changes the upper meanwhile;
+/// the walk never follows a symlink (it only descends into directories and opens regular
+/// files with `O_NOFOLLOW`).
+fn sync_upper(upper: &Path) -> Result<(), RunnerError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut dirs = vec![upper.to_owned()];
+    let mut to_sync = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(RunnerError::io("read directory", &dir))? {
+            let entry = entry.map_err(RunnerError::io("read directory", &dir))?;
+            let kind = entry
+                .file_type()
+                .map_err(RunnerError::io("stat", entry.path()))?;
+            if kind.is_dir() {
+                dirs.push(entry.path());
+            } else if kind.is_file() {
+                to_sync.push(entry.path());
+            }
+        }
+        to_sync.push(dir);
+        if to_sync.len() > SYNC_EACH_LIMIT {
+            let dir = std::fs::File::open(upper).map_err(RunnerError::io("open", upper))?;
+            return rustix::fs::syncfs(&dir)
+                .map_err(|e| RunnerError::io("syncfs", upper)(e.into()));
+        }
+    }
+    if to_sync.len() == 1 {
+        return Ok(());
+    }
+    for path in to_sync {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path)
+            .and_then(|file| file.sync_all())
+            .map_err(RunnerError::io("fsync", &path))?;
+    }
+    Ok(())
+}
+
+/// A private directory for the hook-tool socket, on a memory filesystem when there is one
+/// (`$XDG_RUNTIME_DIR`, else `/dev/shm`): creating and removing it then never waits for the
+/// disk. Mode 0755: the sandbox's root reaches the socket (mode 0666) inside.
+pub(crate) fn agent_dir() -> Result<tempfile::TempDir, RunnerError> {
+    let candidates = [
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/dev/shm")),
+    ];
+    let create = |base: &Path| {
+        let dir = tempfile::Builder::new()
+            .prefix("hookbox-agent-")
+            .tempdir_in(base)?;
+        // Set after creation: the umask would narrow a mode given to mkdir.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        Ok::<_, std::io::Error>(dir)
+    };
+    for base in candidates.into_iter().flatten() {
+        if let Ok(dir) = create(&base) {
+            return Ok(dir);
+        }
+    }
+    let base = std::env::temp_dir();
+    create(&base).map_err(RunnerError::io("create the agent directory in", base))
+}
+
+/// Debug events with the time each step of a run took (`--log-level debug`).
+struct Steps<'a> {
+    unit: &'a UnitName,
+    last: Instant,
+}
+
+impl<'a> Steps<'a> {
+    fn new(unit: &'a UnitName) -> Self {
+        Self {
+            unit,
+            last: Instant::now(),
+        }
+    }
+
+    fn done(&mut self, step: &'static str) {
+        let now = Instant::now();
+        let micros = now.duration_since(self.last).as_micros() as u64;
+        tracing::debug!(unit = %self.unit, step, micros, "hook run step");
+        self.last = now;
+    }
 }
 
 /// A random non-negative 63-bit number (Juju's context id suffix).

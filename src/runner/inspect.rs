@@ -1,13 +1,13 @@
 //! The operator's views of a unit: `diff` (what runtime changed against the charm base,
 //! like `git status`) and `shell` (the sandbox over the unit's charm dir).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::model::runtime::{AppRuntime, UnitRuntime};
 use crate::model::{Unit, UnitName};
-use crate::sandbox::{self, Lower, RunOptions, RunReport, SandboxSpec};
+use crate::sandbox::{self, BindMount, Lower, RunOptions, RunReport, SandboxSpec};
 use crate::store::digest::{EntryKind, TreeEntry};
 use crate::store::merge::{Change, Listing, flatten_layers};
 use crate::store::squash::OverlayXattrs;
@@ -201,13 +201,24 @@ fn change_kind(change: &Change) -> &'static str {
     }
 }
 
+/// The file name of the socket through which [`shell`] lends the caller's stdio to an
+/// interactive shell.
+const STDIO_SOCKET: &str = "stdio.socket";
+
 /// `shell UNIT -- CMD`: runs `argv` in the sandbox over the unit's charm dir, under the
 /// unit's lock (no hook runs meanwhile). In error, the writes go to the operator layer
 /// (rule 6); otherwise to a throwaway upper that is removed afterwards.
+///
+/// An empty `argv` is an interactive shell with the caller's stdin, stdout and stderr: the
+/// sandbox runs the hookbox binary as `__attach-stdio`, which fetches the three descriptors
+/// from a socket bound into the sandbox ([`attach_stdio`]), puts them on 0, 1 and 2 and
+/// executes `shell` there (when it exists in the sandbox; else `/bin/sh`). The socket lends
+/// them to one connection, from the sandbox's root user only.
 pub fn shell(
     runner: &Runner,
     name: &UnitName,
     argv: Vec<String>,
+    shell: Option<String>,
     on_wait: impl FnOnce(&str),
 ) -> Result<RunReport, RunnerError> {
     let root = runner.root();
@@ -260,13 +271,6 @@ pub fn shell(
         ),
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
     ];
-    let mut spec = SandboxSpec::new(lowers, upper, work, charm_path, argv, env);
-    spec.hostname = name.dir_name();
-    spec.network = app_runtime.run.network;
-    let options = RunOptions {
-        stream: true,
-        ..RunOptions::default()
-    };
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -274,8 +278,55 @@ pub fn shell(
             "start the async runtime for",
             unit.paths().dir(),
         ))?;
+    let interactive = argv.is_empty();
+    let stdio_dir = if interactive {
+        Some(super::hook_run::agent_dir()?)
+    } else {
+        None
+    };
+    let mut binds = Vec::new();
+    let argv = match &stdio_dir {
+        Some(dir) => {
+            let inside = super::context::agent_dir_in_sandbox(name);
+            binds.push(BindMount {
+                source: runner.binary().to_owned(),
+                target: super::context::BINARY_IN_SANDBOX.into(),
+                writable: false,
+            });
+            binds.push(BindMount {
+                source: dir.path().to_owned(),
+                target: inside.clone().into(),
+                writable: false,
+            });
+            vec![
+                super::context::BINARY_IN_SANDBOX.to_owned(),
+                ATTACH_STDIO.to_owned(),
+                format!("{inside}/{STDIO_SOCKET}"),
+                shell.unwrap_or_else(|| "/bin/sh".to_owned()),
+            ]
+        }
+        None => argv,
+    };
+    let mut spec = SandboxSpec::new(lowers, upper, work, charm_path, argv, env);
+    spec.hostname = name.dir_name();
+    spec.network = app_runtime.run.network;
+    spec.binds = binds;
+    let options = RunOptions {
+        stream: true,
+        ..RunOptions::default()
+    };
     let report = tokio
-        .block_on(sandbox::run(&spec, &options))
+        .block_on(async {
+            let lender = match &stdio_dir {
+                Some(dir) => Some(lend_stdio(&dir.path().join(STDIO_SOCKET))?),
+                None => None,
+            };
+            let report = sandbox::run(&spec, &options).await;
+            if let Some(lender) = lender {
+                lender.abort();
+            }
+            Ok::<_, RunnerError>(report)
+        })?
         .map_err(|source| RunnerError::Sandbox {
             unit: name.to_string(),
             hook: "shell".to_owned(),
@@ -283,4 +334,131 @@ pub fn shell(
         })?;
     drop(unit);
     Ok(report)
+}
+
+/// The hidden command the sandbox of an interactive [`shell`] runs: `hookbox
+/// __attach-stdio SOCKET SHELL`.
+pub const ATTACH_STDIO: &str = "__attach-stdio";
+
+/// Listens on `socket` (mode 0666 in a directory only the sandbox sees) and hands our
+/// stdin, stdout and stderr to the first connection from the sandbox's root user.
+fn lend_stdio(socket: &Path) -> Result<tokio::task::JoinHandle<()>, RunnerError> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let listener =
+        tokio::net::UnixListener::bind(socket).map_err(RunnerError::io("listen on", socket))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666))
+        .map_err(RunnerError::io("open up", socket))?;
+    let (sandbox_root, _) = sandbox::IdMapping::for_current_user().host_root();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            match stream.peer_cred() {
+                Ok(cred) if cred.uid() == sandbox_root => {}
+                Ok(cred) => {
+                    tracing::warn!(
+                        uid = cred.uid(),
+                        "refused a stdio request from outside the sandbox"
+                    );
+                    continue;
+                }
+                Err(_) => continue,
+            }
+            let Ok(stream) = stream.into_std() else {
+                return;
+            };
+            let stdin = std::io::stdin();
+            let stdout = std::io::stdout();
+            let stderr = std::io::stderr();
+            let fds = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+            if let Err(e) = crate::sys::send_with_rights(stream.as_fd(), b"s", &fds) {
+                tracing::warn!(error = %e, "cannot lend stdio to the shell");
+            }
+            return;
+        }
+    }))
+}
+
+/// Why [`attach_stdio`] could not start the shell.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    /// The socket could not be reached or read.
+    #[error("fetch the terminal from {socket}")]
+    Fetch {
+        /// The socket.
+        socket: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runner sent something else than three descriptors.
+    #[error("{socket} sent {count} descriptors, expected stdin, stdout and stderr")]
+    Descriptors {
+        /// The socket.
+        socket: PathBuf,
+        /// How many came.
+        count: usize,
+    },
+    /// Putting them on 0, 1 and 2 or executing the shell failed.
+    #[error("start {shell}")]
+    Exec {
+        /// The shell.
+        shell: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl crate::exit::ClassifyExit for AttachError {
+    fn exit_status(&self) -> crate::exit::ExitStatus {
+        crate::exit::ExitStatus::Sandbox
+    }
+}
+
+/// Inside the sandbox of an interactive [`shell`]: fetches the caller's stdin, stdout and
+/// stderr from `socket`, puts them on descriptors 0, 1 and 2 and executes `shell` (or
+/// `/bin/sh` when `shell` does not exist here). Returns only on failure.
+pub fn attach_stdio(socket: &Path, shell: &str) -> AttachError {
+    use std::os::fd::AsFd;
+    use std::os::unix::process::CommandExt;
+    let fetch = |source| AttachError::Fetch {
+        socket: socket.to_owned(),
+        source,
+    };
+    let stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(e) => return fetch(e),
+    };
+    let mut byte = [0u8; 1];
+    let fds = match crate::sys::receive_with_rights(stream.as_fd(), &mut byte) {
+        Ok((_, fds)) => fds,
+        Err(e) => return fetch(e),
+    };
+    let count = fds.len();
+    let Ok([stdin, stdout, stderr]) = <[std::os::fd::OwnedFd; 3]>::try_from(fds) else {
+        return AttachError::Descriptors {
+            socket: socket.to_owned(),
+            count,
+        };
+    };
+    let shell = if Path::new(shell).is_file() {
+        shell
+    } else {
+        "/bin/sh"
+    };
+    let exec = |source| AttachError::Exec {
+        shell: shell.to_owned(),
+        source,
+    };
+    let moved = nix::unistd::dup2_stdin(&stdin)
+        .and_then(|()| nix::unistd::dup2_stdout(&stdout))
+        .and_then(|()| nix::unistd::dup2_stderr(&stderr));
+    if let Err(e) = moved {
+        return exec(e.into());
+    }
+    drop((stdin, stdout, stderr, stream));
+    exec(std::process::Command::new(shell).exec())
 }

@@ -275,16 +275,16 @@ impl LayerDirs {
     }
 
     /// Commits the directory `from` (a run's upper, the operator layer or a built squash) as
-    /// `layers/<id>` with one atomic rename, made durable before returning.
+    /// `layers/<id>` with one atomic rename, made durable before returning. Only the
+    /// destination directory is fsync'd: a rename is one atomic metadata operation, and
+    /// whether `from` is still listed at its old place after a crash does not matter (it is
+    /// an orphan that recovery removes, or the rename did not happen).
     pub fn install(&self, from: &Path, id: &LayerId) -> Result<PathBuf, LayerError> {
         let layers = self.layers();
         create_dir(&layers, 0o700)?;
         let to = self.layer(id);
         fs::rename(from, &to).map_err(LayerError::io("rename layer into", &to))?;
         sync_dir(&layers)?;
-        if let Some(parent) = from.parent() {
-            sync_dir(parent)?;
-        }
         Ok(to)
     }
 
