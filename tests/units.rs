@@ -12,9 +12,10 @@ use serde_json::Value;
 use crate::util::{self, TestEnv};
 
 mod crash;
+mod lifecycle;
 mod relations;
-mod upgrade;
 mod shell;
+mod upgrade;
 
 /// Who runs hookbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -386,11 +386,16 @@ pub struct RemoveReport {
     pub unit: UnitReport,
     /// Whether the unit and its layers are gone.
     pub removed: bool,
+    /// The unit that became leader because this one (the leader) went.
+    #[serde(skip)]
+    new_leader: Option<UnitName>,
 }
 
-/// Stops and removes one unit (its app must be locked by the caller): runs stop then
-/// remove, then deletes its layers and state. A unit already in error runs no hook and is
-/// removed; a hook that fails here leaves the unit in error and in place.
+/// Stops and removes one unit: runs stop then remove (no application lock is held: a hook
+/// may call tools that take it), drops the unit from its application record (taking the
+/// application lock under the unit lock: unit, then application, the order of every
+/// command), then deletes its layers and state. A unit already in error runs no hook and
+/// is removed; a hook that fails here leaves the unit in error and in place.
 fn remove_one(
     runner: &Runner,
     name: &UnitName,
@@ -398,7 +403,7 @@ fn remove_one(
     on_wait: WaitNotice<'_>,
 ) -> RemoveReport {
     let mut report = UnitReport::new(name);
-    let result = (|| -> Result<bool, RunnerError> {
+    let result = (|| -> Result<(bool, Option<UnitName>), RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
         if unit.error().is_none() {
             let mut state = UnitRuntime::load(runner.root(), name)?;
@@ -408,36 +413,38 @@ fn remove_one(
             state.save(runner.root(), name)?;
             runtime.block_on(run_queue(runner, &mut unit, &mut report, false))?;
             if unit.error().is_some() {
-                return Ok(false);
+                return Ok((false, None));
             }
         } else {
             tracing::warn!(unit = %name, "unit is in error: removed without running stop and remove");
         }
         relations::announce_departure(runner.root(), name)?;
+        let new_leader = forget_unit(runner.root(), name, on_wait)?;
         unit.remove()?;
-        Ok(true)
+        Ok((true, new_leader))
     })();
     match result {
-        Ok(removed) => RemoveReport {
+        Ok((removed, new_leader)) => RemoveReport {
             unit: report,
             removed,
+            new_leader,
         },
         Err(e) => RemoveReport {
             unit: report.failed_with(e),
             removed: false,
+            new_leader: None,
         },
     }
 }
 
-/// `remove-unit`.
+/// `remove-unit`. No application lock is held while hooks run.
 pub fn remove_unit(
     runner: &Runner,
     name: &UnitName,
     on_wait: WaitNotice<'_>,
 ) -> Result<RemoveReport, RunnerError> {
     let root = runner.root();
-    let _lock = AppLock::acquire(root, name.app(), on_wait)?;
-    let mut app = AppRecord::load(root, name.app())?;
+    let app = AppRecord::load(root, name.app())?;
     if !app.units.contains(&name.number()) {
         return Err(UnitError::UnknownUnit { unit: name.clone() }.into());
     }
@@ -446,39 +453,44 @@ pub fn remove_unit(
     })
     .pop()
     .expect("one unit, one report");
-    if report.removed {
-        forget_unit(runner, &mut app, name, on_wait)?;
+    if let Some(leader) = &report.new_leader {
+        for_each_unit(std::slice::from_ref(leader), 1, |unit, runtime| {
+            queue_and_run(runner, unit, &["leader-elected".into()], runtime, on_wait)
+        });
     }
-    drop(_lock);
     relations::settle(runner, default_parallel(), on_wait)?;
     Ok(report)
 }
 
-/// Drops a removed unit from its application record; a new leader is elected (the lowest
-/// unit) and runs leader-elected.
+/// Drops a removed unit from its application record, under the application lock (the
+/// caller holds the unit's lock, no application lock). When it was the leader, the lowest
+/// remaining unit becomes leader and is returned: it has leader-elected to run.
 fn forget_unit(
-    runner: &Runner,
-    app: &mut AppRecord,
+    root: &crate::store::StateRoot,
     name: &UnitName,
     on_wait: WaitNotice<'_>,
-) -> Result<(), RunnerError> {
+) -> Result<Option<UnitName>, RunnerError> {
+    let _lock = AppLock::acquire(root, name.app(), on_wait)?;
+    let mut app = match AppRecord::load(root, name.app()) {
+        Ok(app) => app,
+        Err(UnitError::UnknownApp { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     app.units.retain(|n| *n != name.number());
     let lost_leader = app.leader == Some(name.number());
     if lost_leader {
         app.leader = app.units.first().copied();
     }
-    app.save(runner.root())?;
-    if lost_leader && let Some(leader) = app.leader {
-        let unit = UnitName::new(app.name.clone(), leader);
-        for_each_unit(std::slice::from_ref(&unit), 1, |unit, runtime| {
-            queue_and_run(runner, unit, &["leader-elected".into()], runtime, on_wait)
-        });
-    }
-    Ok(())
+    app.save(root)?;
+    Ok(app
+        .leader
+        .filter(|_| lost_leader)
+        .map(|leader| UnitName::new(app.name.clone(), leader)))
 }
 
 /// `remove APP`: removes every unit (in parallel), then the application. Units whose stop or
-/// remove hook fails stay, and so does the application.
+/// remove hook fails stay, and so does the application. No application lock is held while
+/// hooks run.
 pub fn remove_app(
     runner: &Runner,
     app_name: &AppName,
@@ -487,17 +499,12 @@ pub fn remove_app(
 ) -> Result<Vec<RemoveReport>, RunnerError> {
     let root = runner.root();
     relations::unrelate_all(runner, app_name, parallel, on_wait)?;
-    let _lock = AppLock::acquire(root, app_name, on_wait)?;
-    let mut app = AppRecord::load(root, app_name)?;
-    let units = app.unit_names();
+    let units = AppRecord::load(root, app_name)?.unit_names();
     let reports = for_each_unit(&units, parallel, |unit, runtime| {
         remove_one(runner, unit, runtime, on_wait)
     });
-    for report in &reports {
-        if report.removed {
-            app.units.retain(|n| *n != report.unit.unit.number());
-        }
-    }
+    let _lock = AppLock::acquire(root, app_name, on_wait)?;
+    let mut app = AppRecord::load(root, app_name)?;
     if app.units.is_empty() {
         for path in [
             AppRecord::path(root, app_name),
@@ -511,10 +518,8 @@ pub fn remove_app(
         }
         AppLock::remove_file(root, app_name);
         tracing::info!(app = %app_name, "application removed");
-    } else {
-        if !app.leader.is_some_and(|l| app.units.contains(&l)) {
-            app.leader = app.units.first().copied();
-        }
+    } else if !app.leader.is_some_and(|l| app.units.contains(&l)) {
+        app.leader = app.units.first().copied();
         app.save(root)?;
     }
     Ok(reports)

@@ -1,0 +1,108 @@
+//! Lifecycle fixes: no command holds an application lock while hooks run (a hook calling
+//! an application-level tool would wait for its own command), failed actions, and the
+//! error text of reports.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Mode, Units, write_charm};
+
+const SH: &str = "#!/bin/sh\nset -eu\n";
+
+/// Runs hookbox with `args`, killing it after `limit`; returns (exit code, stdout, stderr)
+/// or panics naming the command that did not finish.
+pub fn run_with_timeout(u: &Units, args: &[&str], limit: Duration) -> (i32, String, String) {
+    let mut child = u
+        .command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn hookbox");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "hookbox {args:?} did not finish within {limit:?} (deadlock?)\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A charm whose stop and leader-elected hooks use application-level tools.
+fn leader_charm(u: &Units) -> std::path::PathBuf {
+    let app_tools = format!(
+        "{SH}if is-leader | grep -q True; then leader-set \"by=$JUJU_UNIT_NAME-$JUJU_HOOK_NAME\"; status-set --application active \"$JUJU_HOOK_NAME by $JUJU_UNIT_NAME\"; fi\n"
+    );
+    write_charm(
+        &u.env,
+        "ldr",
+        "",
+        &[
+            ("hooks/stop", app_tools.as_str(), 0o755),
+            ("hooks/leader-elected", app_tools.as_str(), 0o755),
+        ],
+    )
+}
+
+fn removing_the_leader_whose_hooks_use_app_tools_finishes(mode: Mode) {
+    let Some(u) = Units::new(mode) else { return };
+    let charm = leader_charm(&u);
+    u.expect(
+        &["deploy", charm.to_str().unwrap(), "ldr", "--units", "2"],
+        0,
+    );
+    assert_eq!(u.unit_status("ldr/0")["leader"], true);
+    let (code, out, err) =
+        run_with_timeout(&u, &["remove-unit", "ldr/0"], Duration::from_secs(120));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    let app = &status["applications"]["ldr"];
+    assert!(app["units"].get("ldr/0").is_none(), "{status}");
+    assert_eq!(app["units"]["ldr/1"]["leader"], true, "{status}");
+    assert_eq!(app["leader"], "ldr/1", "{status}");
+    let hooks: Vec<String> = u
+        .history("ldr/1")
+        .iter()
+        .map(|r| r["hook"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        hooks.last().map(String::as_str),
+        Some("leader-elected"),
+        "{hooks:?}"
+    );
+    assert_eq!(
+        app["status"]["message"], "leader-elected by ldr/1",
+        "{status}"
+    );
+
+    // remove APP with the same hooks finishes too.
+    let (code, out, err) = run_with_timeout(&u, &["remove", "ldr"], Duration::from_secs(120));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    assert!(status["applications"].get("ldr").is_none(), "{status}");
+}
+
+#[test]
+fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_caller() {
+    removing_the_leader_whose_hooks_use_app_tools_finishes(Mode::Caller);
+}
+
+#[test]
+fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_nobody() {
+    removing_the_leader_whose_hooks_use_app_tools_finishes(Mode::Nobody);
+}
