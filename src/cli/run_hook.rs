@@ -101,7 +101,12 @@ pub fn run(root: &StateRoot, args: RunArgs) -> anyhow::Result<ExitStatus> {
             eprintln!("action failed: {failure}");
         }
     }
-    if report.record.outcome == Some(Outcome::Failed) {
+    if report.record.outcome == Some(Outcome::Failed) && report.action.is_some() {
+        eprintln!(
+            "action {} failed on {}: its changes were discarded, the unit is not in error",
+            report.record.hook, args.unit
+        );
+    } else if report.record.outcome == Some(Outcome::Failed) {
         eprintln!(
             "{} is in error; see `hookbox log {}`, fix with `hookbox shell {}`, then `hookbox resolved {} [--retry]`",
             args.unit, args.unit, args.unit, args.unit

@@ -65,6 +65,9 @@ pub mod failpoints {
     /// When a commit starts, before any rename (after the journal says `committing`, on a
     /// commit with an operator layer).
     pub const COMMIT_AFTER_JOURNAL: &str = "commit:after-journal";
+    /// The hook has exited (its outcome is known), before the commit's or the discard's
+    /// first step.
+    pub const HOOK_AFTER_EXIT: &str = "hook:after-exit";
     /// After the operator layer was renamed into `layers/` (retry commits only).
     pub const COMMIT_AFTER_OPERATOR: &str = "commit:after-operator-rename";
     /// After the upper was renamed into `layers/`, before the journal says `idle`.
@@ -706,6 +709,7 @@ impl Unit {
             } if *id == run.id => (hook.clone(), context_id.clone()),
             _ => return Err(self.wrong_state("commit a run")),
         };
+        self.step(failpoints::HOOK_AFTER_EXIT)?;
         if !self.journal.operator {
             return self.commit_run(run, &hook, pending);
         }
@@ -823,26 +827,50 @@ impl Unit {
             UnitState::RunningHook { hook, run: id, .. } if *id == run.id => hook.clone(),
             _ => return Err(self.wrong_state("discard a run")),
         };
-        self.discard_run(&hook, &run.id)?;
+        self.step(failpoints::HOOK_AFTER_EXIT)?;
+        self.discard_run(&hook, &run.id, true)?;
         tracing::info!(unit = %self.name(), hook, "hook failed, layer discarded");
         Ok(())
     }
 
-    fn discard_run(&mut self, hook: &str, run: &LayerId) -> Result<(), UnitError> {
+    /// Discards the run of a failed action: its upper moves to `failed/<id>` like a failed
+    /// hook's, but the unit is not in error (Juju marks the action failed and leaves the
+    /// unit alone): it is idle on its pre-action stack.
+    pub fn discard_action(&mut self, run: &RunDirs) -> Result<(), UnitError> {
+        let hook = match &self.journal.state {
+            UnitState::RunningHook { hook, run: id, .. } if *id == run.id => hook.clone(),
+            _ => return Err(self.wrong_state("discard a run")),
+        };
+        self.step(failpoints::HOOK_AFTER_EXIT)?;
+        self.discard_run(&hook, &run.id, false)?;
+        tracing::info!(unit = %self.name(), action = hook, "action failed, layer discarded");
+        Ok(())
+    }
+
+    fn discard_run(
+        &mut self,
+        hook: &str,
+        run: &LayerId,
+        into_error: bool,
+    ) -> Result<(), UnitError> {
         let dirs = self.paths.layer_dirs().clone();
         let upper = dirs.run(run).upper;
         if exists(&upper)? {
             dirs.keep_failed(&upper, run)?;
         }
         self.step(failpoints::DISCARD_AFTER_MOVE)?;
-        dirs.create_operator()?;
         let mut next = self.journal.clone();
-        next.operator = true;
-        next.state = UnitState::Error {
-            error: ErrorKind::Hook {
-                hook: hook.to_owned(),
-            },
-        };
+        if into_error {
+            dirs.create_operator()?;
+            next.operator = true;
+            next.state = UnitState::Error {
+                error: ErrorKind::Hook {
+                    hook: hook.to_owned(),
+                },
+            };
+        } else {
+            next.state = UnitState::Idle;
+        }
         self.write(next)?;
         dirs.remove_run(run)?;
         Ok(())
@@ -1281,7 +1309,7 @@ impl Unit {
                 started,
                 ..
             } => {
-                self.discard_run(&hook, &run)?;
+                self.discard_run(&hook, &run, true)?;
                 let record = HistoryRecord {
                     kind: RecordKind::Hook,
                     hook: hook.clone(),

@@ -403,6 +403,21 @@ impl Runner {
                 record.outcome
             }
         };
+        // A failed action (non-zero exit or action-fail) is discarded like a failed hook
+        // but leaves the unit alone (no error state).
+        let outcome = match (&action, outcome) {
+            (
+                Some(ActionEffects {
+                    failure: Some(why), ..
+                }),
+                Some(Outcome::Ok | Outcome::Missing),
+            ) => {
+                record.outcome = Some(Outcome::Failed);
+                record.reason = Some(format!("action-fail: {why}"));
+                record.outcome
+            }
+            _ => outcome,
+        };
         let summary = match outcome {
             Some(Outcome::Ok) => "hook succeeded".to_owned(),
             Some(Outcome::Missing) => "no handler for the hook (missing)".to_owned(),
@@ -423,7 +438,11 @@ impl Runner {
         steps.done("log");
 
         if outcome == Some(Outcome::Failed) {
-            unit.discard(&run)?;
+            if is_action {
+                unit.discard_action(&run)?;
+            } else {
+                unit.discard(&run)?;
+            }
             history::append(&unit.paths().history_file(), &record)?;
         } else {
             sync_upper(&run.upper)?;

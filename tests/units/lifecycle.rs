@@ -106,3 +106,70 @@ fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_caller() {
 fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_nobody() {
     removing_the_leader_whose_hooks_use_app_tools_finishes(Mode::Nobody);
 }
+
+/// Rule 5 is about hooks: a failed action (non-zero exit or action-fail) is reported failed
+/// (exit 1, history `failed`), its writes are discarded, and the unit is not in error.
+fn failed_actions_leave_the_unit_alone(mode: Mode) {
+    let Some(u) = Units::new(mode) else { return };
+    let charm = write_charm(
+        &u.env,
+        "acts",
+        "",
+        &[
+            (
+                "actions.yaml",
+                "crash:\n  description: exits 1\nrefuse:\n  description: calls action-fail\n",
+                0o644,
+            ),
+            (
+                "actions/crash",
+                "#!/bin/sh\necho junk > junk\nexit 1\n",
+                0o755,
+            ),
+            (
+                "actions/refuse",
+                "#!/bin/sh\nset -eu\necho junk > junk2\naction-fail \"not today\"\n",
+                0o755,
+            ),
+            (
+                "hooks/update-status",
+                "#!/bin/sh\necho ok > updated\n",
+                0o755,
+            ),
+        ],
+    );
+    u.expect(&["deploy", charm.to_str().unwrap(), "acts"], 0);
+    for (action, junk, reason) in [("crash", "junk", "exit"), ("refuse", "junk2", "not today")] {
+        let (code, out, err) = u.run(&["run", "acts/0", action]);
+        assert_eq!(code, 1, "{action}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains("not in error"), "{err}");
+        let status = u.unit_status("acts/0");
+        assert_eq!(status["agent_status"], "idle", "{action}: {status}");
+        assert!(status["error"].is_null(), "{action}: {status}");
+        assert!(u.read("acts/0", junk).is_none(), "{action} wrote {junk}");
+        let history = u.history("acts/0");
+        let last = history.last().unwrap();
+        assert_eq!(last["hook"], action, "{last}");
+        assert_eq!(last["outcome"], "failed", "{last}");
+        assert!(
+            last["reason"].as_str().unwrap_or_default().contains(reason),
+            "{last}"
+        );
+        let json: Value =
+            serde_json::from_str(&u.expect(&["run", "acts/0", action, "--json"], 1)).unwrap();
+        assert_eq!(json["outcome"], "failed", "{json}");
+        // Not in error: the next hook runs.
+        u.expect(&["run", "acts/0", "update-status"], 0);
+        assert_eq!(u.read("acts/0", "updated").as_deref(), Some("ok\n"));
+    }
+}
+
+#[test]
+fn failed_actions_leave_the_unit_alone_as_caller() {
+    failed_actions_leave_the_unit_alone(Mode::Caller);
+}
+
+#[test]
+fn failed_actions_leave_the_unit_alone_as_nobody() {
+    failed_actions_leave_the_unit_alone(Mode::Nobody);
+}
