@@ -62,15 +62,22 @@ pub fn print_unit_reports(reports: &[UnitReport]) -> ExitStatus {
             eprintln!("error: unit {}: {error}", report.unit);
         }
         if report.in_error {
-            // A hook that could not run at all heads the queue; else the last run failed.
-            let hook = if report.error.is_some() {
-                report.queued.first().cloned()
-            } else {
-                report.runs.last().map(|r| r.record.hook.clone())
-            }
-            .unwrap_or_default();
+            // The unit's own error; failing that, a hook that could not run at all heads
+            // the queue, else the last run failed.
+            let error = match &report.unit_error {
+                Some(error) => error.to_string(),
+                None => {
+                    let hook = if report.error.is_some() {
+                        report.queued.first().cloned()
+                    } else {
+                        report.runs.last().map(|r| r.record.hook.clone())
+                    }
+                    .unwrap_or_default();
+                    format!("hook failed: {hook:?}")
+                }
+            };
             println!(
-                "{} is in error (hook failed: {hook:?}); fix it with `hookbox shell {}`, then `hookbox resolved {} [--retry]`{}",
+                "{} is in error ({error}); fix it with `hookbox shell {}`, then `hookbox resolved {} [--retry]`{}",
                 report.unit,
                 report.unit,
                 report.unit,

@@ -39,6 +39,9 @@ pub struct UnitReport {
     pub error: Option<String>,
     /// Whether the unit is in error now.
     pub in_error: bool,
+    /// The unit's error when it is in error, e.g. `{"kind": "hook", "hook": "start"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_error: Option<crate::model::ErrorKind>,
     /// The exit class of `error`, when there is one.
     #[serde(skip)]
     pub error_status: Option<crate::exit::ExitStatus>,
@@ -52,8 +55,15 @@ impl UnitReport {
             queued: Vec::new(),
             error: None,
             in_error: false,
+            unit_error: None,
             error_status: None,
         }
+    }
+
+    /// Records whether `unit` is in error now, and its error.
+    pub(crate) fn note_state(&mut self, unit: &Unit) {
+        self.unit_error = unit.error().cloned();
+        self.in_error = self.unit_error.is_some();
     }
 
     fn failed_with(mut self, error: RunnerError) -> Self {
@@ -130,7 +140,7 @@ pub async fn run_queue(
         runtime.save(root, &name)?;
     }
     report.queued = queued_names(&UnitRuntime::load(root, &name)?);
-    report.in_error = unit.error().is_some();
+    report.note_state(unit);
     Ok(())
 }
 
@@ -158,7 +168,7 @@ pub(crate) fn queue_and_run(
         }
         state.save(runner.root(), unit_name)?;
         let result = runtime.block_on(run_queue(runner, &mut unit, &mut report, false));
-        report.in_error = unit.error().is_some();
+        report.note_state(&unit);
         if result.is_err() {
             // The queue as it stands names the hook that could not run.
             report.queued = queued_names(&UnitRuntime::load(runner.root(), unit_name)?);
@@ -330,6 +340,7 @@ pub(crate) fn merge_reports(reports: &mut [UnitReport], more: Vec<UnitReport>) {
             existing.runs.extend(report.runs);
             existing.queued = report.queued;
             existing.in_error = report.in_error;
+            existing.unit_error = report.unit_error;
             if report.error.is_some() {
                 existing.error = report.error;
                 existing.error_status = report.error_status;
@@ -713,7 +724,7 @@ pub fn resolve(
         let ok = run.succeeded();
         report.runs.push(run);
         if !ok {
-            report.in_error = true;
+            report.note_state(&unit);
             report.queued = queued_names(&UnitRuntime::load(root, name)?);
             return Ok(ResolveReport {
                 resolved: error.to_string(),

@@ -824,6 +824,7 @@ pub fn settle(
                     existing.runs.extend(report.runs);
                     existing.queued = report.queued;
                     existing.in_error = report.in_error;
+                    existing.unit_error = report.unit_error;
                     if report.error.is_some() {
                         existing.error = report.error;
                         existing.error_status = report.error_status;

@@ -243,6 +243,7 @@ fn new_report(unit: &UnitName) -> UnitReport {
         queued: Vec::new(),
         error: None,
         in_error: false,
+        unit_error: None,
         error_status: None,
     }
 }
@@ -557,7 +558,7 @@ fn run_upgrade_hooks(
         tokio.block_on(run_queue(runner, unit, report, false))?;
     }
     report.queued = queued_names(&UnitRuntime::load(runner.root(), unit.name())?);
-    report.in_error = unit.error().is_some();
+    report.note_state(unit);
     Ok(())
 }
 
@@ -801,7 +802,7 @@ pub fn resolve_conflict(
         tokio.block_on(run_queue(runner, unit, &mut report, stream))?;
     }
     report.queued = queued_names(&UnitRuntime::load(runner.root(), &name)?);
-    report.in_error = unit.error().is_some();
+    report.note_state(unit);
     Ok(ResolveReport {
         resolved,
         retry,
@@ -834,7 +835,7 @@ pub fn apply_pending(
         tokio.block_on(run_queue(runner, unit, report, stream))?;
     }
     report.queued = queued_names(&UnitRuntime::load(runner.root(), &name)?);
-    report.in_error = unit.error().is_some();
+    report.note_state(unit);
     Ok(())
 }
 

@@ -173,3 +173,34 @@ fn failed_actions_leave_the_unit_alone_as_caller() {
 fn failed_actions_leave_the_unit_alone_as_nobody() {
     failed_actions_leave_the_unit_alone(Mode::Nobody);
 }
+
+/// After `resolved` on a unit whose upgrade still conflicts, the report names the unit's
+/// real error (`upgrade failed: ...`), not an empty hook.
+#[test]
+fn reports_name_an_upgrade_conflict_not_an_empty_hook() {
+    let Some(u) = Units::new(Mode::Caller) else {
+        return;
+    };
+    let install = "#!/bin/sh\nset -eu\necho runtime-edit >> app.conf\n";
+    let charm = write_charm(
+        &u.env,
+        "cf",
+        "",
+        &[
+            ("hooks/install", install, 0o755),
+            ("app.conf", "v1\n", 0o644),
+        ],
+    );
+    u.expect(&["deploy", charm.to_str().unwrap(), "cf"], 0);
+    std::fs::write(charm.join("app.conf"), "v2\n").unwrap();
+    u.expect(&["upgrade", "cf", charm.to_str().unwrap()], 1);
+    let (code, out, err) = u.run(&["resolved", "cf/0"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("cf/0 is in error (upgrade failed: 1 conflicting paths)"),
+        "stdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(!out.contains("hook failed: \"\""), "{out}");
+    let json: Value = serde_json::from_str(&u.expect(&["resolved", "cf/0", "--json"], 1)).unwrap();
+    assert_eq!(json["unit_error"]["kind"], "upgrade", "{json}");
+}
