@@ -109,6 +109,20 @@ pub struct UnitStatus {
     pub layers: usize,
     /// Hooks waiting behind a failed one.
     pub queued: Vec<String>,
+    /// The charm of an unforced upgrade that reached the unit in error: it applies once the
+    /// unit is resolved (rule 10).
+    pub pending_upgrade: Option<CharmSummary>,
+    /// The forced-upgrade baseline S0 (rule 11), while the unit has one recorded.
+    pub s0: Option<S0Status>,
+}
+
+/// A unit's S0: the charm and runtime layers a forced upgrade rebuilds from.
+#[derive(Debug, Serialize)]
+pub struct S0Status {
+    /// The charm base of S0.
+    pub charm: Option<CharmSummary>,
+    /// How many runtime layers S0 names.
+    pub layers: usize,
 }
 
 /// One application.
@@ -181,6 +195,17 @@ fn unit_status(
         ports: runtime.ports.iter().map(|p| p.range.to_string()).collect(),
         layers: journal.layers.len(),
         queued: runtime.queue.iter().map(|q| q.hook.clone()).collect(),
+        pending_upgrade: journal.pending_upgrade.as_ref().map(|digest| {
+            charm_summary(runner, digest, &name.to_string()).unwrap_or_else(|| CharmSummary {
+                name: "?".to_owned(),
+                revision: None,
+                digest: digest.clone(),
+            })
+        }),
+        s0: journal.s0.as_ref().map(|s0| S0Status {
+            charm: charm_summary(runner, &s0.charm, &name.to_string()),
+            layers: s0.layers.len(),
+        }),
     })
 }
 
@@ -320,6 +345,26 @@ pub fn run(root: &StateRoot, args: StatusArgs) -> anyhow::Result<ExitStatus> {
                 (Some(error), _) => error.to_string(),
                 (None, Some(hook)) => format!("running {hook} hook"),
                 (None, None) => unit.workload.message.clone(),
+            };
+            let mut notes = Vec::new();
+            if let Some(pending) = &unit.pending_upgrade {
+                notes.push(format!(
+                    "[upgrade to {}{} pending]",
+                    pending.name,
+                    pending
+                        .revision
+                        .map_or(String::new(), |r| format!(" rev {r}"))
+                ));
+            }
+            if unit.s0.is_some() {
+                notes.push("[S0 recorded]".to_owned());
+            }
+            let message = if notes.is_empty() {
+                message
+            } else {
+                format!("{message} {}", notes.join(" "))
+                    .trim_start()
+                    .to_owned()
             };
             println!(
                 "{label:<20} {:<10} {:<12} {:<14} {message}",

@@ -204,3 +204,46 @@ fn reports_name_an_upgrade_conflict_not_an_empty_hook() {
     let json: Value = serde_json::from_str(&u.expect(&["resolved", "cf/0", "--json"], 1)).unwrap();
     assert_eq!(json["unit_error"]["kind"], "upgrade", "{json}");
 }
+
+/// `status` shows an unforced upgrade waiting for a unit in error, and a recorded S0.
+#[test]
+fn status_shows_a_pending_upgrade_and_s0() {
+    let Some(u) = Units::new(Mode::Caller) else {
+        return;
+    };
+    let charm = write_charm(
+        &u.env,
+        "pu",
+        "",
+        &[
+            ("hooks/update-status", "#!/bin/sh\nexit 1\n", 0o755),
+            ("version.txt", "v1\n", 0o644),
+        ],
+    );
+    u.expect(&["deploy", charm.to_str().unwrap(), "pu"], 0);
+    u.expect(&["run", "pu/0", "update-status"], 1);
+    let status = u.unit_status("pu/0");
+    assert!(status["pending_upgrade"].is_null(), "{status}");
+    assert!(status["s0"].is_null(), "{status}");
+    std::fs::write(charm.join("version.txt"), "v2\n").unwrap();
+    let out: Value =
+        serde_json::from_str(&u.expect(&["upgrade", "pu", charm.to_str().unwrap(), "--json"], 1))
+            .unwrap();
+    let status = u.unit_status("pu/0");
+    assert_eq!(
+        status["pending_upgrade"]["digest"], out["to"]["digest"],
+        "{status}"
+    );
+    assert_eq!(status["pending_upgrade"]["name"], "pu", "{status}");
+    let text = u.expect(&["status"], 0);
+    assert!(text.contains("[upgrade to pu pending]"), "{text}");
+    u.expect(&["upgrade", "pu", charm.to_str().unwrap(), "--force"], 1);
+    let status = u.unit_status("pu/0");
+    assert_eq!(
+        status["s0"]["charm"]["digest"], out["from"]["digest"],
+        "{status}"
+    );
+    assert!(status["s0"]["layers"].is_u64(), "{status}");
+    let text = u.expect(&["status", "pu"], 0);
+    assert!(text.contains("[S0 recorded]"), "{text}");
+}
