@@ -24,6 +24,8 @@ fn counter_charm(u: &Units, marker: &str) -> std::path::PathBuf {
         "",
         &[
             ("hooks/update-status", update.as_str(), 0o755),
+            ("hooks/leader-settings-changed", FAILS_UNTIL_FIXED, 0o755),
+            ("hooks/upgrade-charm", FAILS_UNTIL_FIXED, 0o755),
             (
                 "actions.yaml",
                 "failing:\n  description: fails\nlong:\n  description: sleeps\n",
@@ -38,6 +40,10 @@ fn counter_charm(u: &Units, marker: &str) -> std::path::PathBuf {
         ],
     )
 }
+
+/// Writes `junk` and fails, unless the operator created `fixed-<hook>`.
+const FAILS_UNTIL_FIXED: &str =
+    "#!/bin/sh\n[ -e \"fixed-$JUJU_HOOK_NAME\" ] && exit 0\necho junk > junk\nexit 1\n";
 
 /// `(n, m)` of the unit's charm dir.
 fn counters(u: &Units) -> (u64, u64) {
@@ -104,6 +110,7 @@ fn failpoints(mode: Mode) {
         "journal:written",
         "begin:before-journal",
         "begin:after-journal",
+        "hook:after-exit",
         "commit:after-journal",
         "commit:after-rename",
         "commit:after-idle",
@@ -150,6 +157,64 @@ fn failpoints(mode: Mode) {
         }
         assert_eq!(stable_tree(&u), baseline, "failpoint {point}");
         // The unit works afterwards.
+        u.expect(&["run", "counter/0", "update-status"], 0);
+    }
+    // Resolutions killed mid-way: `resolved --retry` in the commit of the operator layer,
+    // `resolved` right after its journal step. Either way the unit comes back consistent
+    // with the operator's edit and without the failed hook's writes.
+    for (point, args, hook) in [
+        (
+            "commit:after-operator-rename",
+            &["resolved", "counter/0", "--retry"][..],
+            "leader-settings-changed",
+        ),
+        (
+            "resolve:after-journal",
+            &["resolved", "counter/0"][..],
+            "upgrade-charm",
+        ),
+    ] {
+        u.expect(&["run", "counter/0", hook], 1);
+        assert_eq!(u.unit_status("counter/0")["error"]["hook"], hook);
+        let fixed = format!("fixed-{hook}");
+        u.expect(
+            &[
+                "shell",
+                "counter/0",
+                "--",
+                "sh",
+                "-c",
+                &format!("echo op > {fixed}"),
+            ],
+            0,
+        );
+        let before = stable_tree(&u);
+        let status = u
+            .command()
+            .args(args)
+            .env("HOOKBOX_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "failpoint {point} was not reached"
+        );
+        assert_no_process(&marker);
+        let status = u.unit_status("counter/0");
+        assert_eq!(
+            status["agent_status"], "idle",
+            "failpoint {point}: {status}"
+        );
+        assert_eq!(
+            stable_tree(&u),
+            before,
+            "failpoint {point}: the operator's edit"
+        );
+        assert_eq!(u.read("counter/0", &fixed).as_deref(), Some("op\n"));
+        assert_eq!(u.read("counter/0", "junk"), None, "failpoint {point}");
         u.expect(&["run", "counter/0", "update-status"], 0);
     }
     // A failing hook killed between moving its layer away and recording the error.
