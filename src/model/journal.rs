@@ -68,6 +68,8 @@ pub mod failpoints {
     /// The hook has exited (its outcome is known), before the commit's or the discard's
     /// first step.
     pub const HOOK_AFTER_EXIT: &str = "hook:after-exit";
+    /// A queued hook committed, before it is removed from the unit's queue.
+    pub const QUEUE_BEFORE_POP: &str = "queue:before-pop";
     /// After the operator layer was renamed into `layers/` (retry commits only).
     pub const COMMIT_AFTER_OPERATOR: &str = "commit:after-operator-rename";
     /// After the upper was renamed into `layers/`, before the journal says `idle`.
@@ -473,6 +475,18 @@ pub struct Unit {
     squash_keep: usize,
     #[cfg(test)]
     crash_after: Option<usize>,
+}
+
+/// A failpoint outside the journal's own steps: `HOOKBOX_FAILPOINT=<point>` SIGKILLs the
+/// process here (the names are in [`failpoints`]).
+pub fn failpoint(point: &'static str) {
+    static FAILPOINT: OnceLock<Option<String>> = OnceLock::new();
+    let armed = FAILPOINT.get_or_init(|| std::env::var("HOOKBOX_FAILPOINT").ok());
+    if armed.as_deref() == Some(point) {
+        tracing::warn!(point, "failpoint reached: killing this process");
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
 }
 
 impl Unit {
@@ -1431,15 +1445,7 @@ impl Unit {
     /// A failpoint: `HOOKBOX_FAILPOINT=<point>` SIGKILLs the process here; in unit tests a
     /// step budget stops the step with `UnitError::Failpoint` (a simulated crash).
     fn step(&mut self, point: &'static str) -> Result<(), UnitError> {
-        static FAILPOINT: OnceLock<Option<String>> = OnceLock::new();
-        let armed = FAILPOINT.get_or_init(|| std::env::var("HOOKBOX_FAILPOINT").ok());
-        if armed.as_deref() == Some(point) {
-            tracing::warn!(point, "failpoint reached: killing this process");
-            let _ = rustix::process::kill_process(
-                rustix::process::getpid(),
-                rustix::process::Signal::KILL,
-            );
-        }
+        failpoint(point);
         #[cfg(test)]
         if let Some(left) = self.crash_after.as_mut() {
             if *left == 0 {

@@ -41,6 +41,11 @@ pub struct UnitRuntime {
     /// a failed hook, relation hooks; they run once the unit is resolved).
     #[serde(default)]
     pub queue: Vec<QueuedHook>,
+    /// The context id of the last commit the queue has accounted for (its head removed if
+    /// that run was the head): a commit whose id is not here had its head left in place
+    /// by a killed process (see `lifecycle::account_for_last_commit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounted: Option<String>,
 }
 
 /// A relation as one unit is in it.
@@ -171,6 +176,7 @@ impl UnitRuntime {
             relation_settings: BTreeMap::new(),
             relations: BTreeMap::new(),
             queue: Vec::new(),
+            accounted: None,
         }
     }
 

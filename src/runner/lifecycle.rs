@@ -118,6 +118,7 @@ pub async fn run_queue(
 ) -> Result<(), RunnerError> {
     let root = runner.root();
     let name = unit.name().clone();
+    account_for_last_commit(root, unit)?;
     loop {
         relations::drain_inbox(root, &name)?;
         let mut runtime = UnitRuntime::load(root, &name)?;
@@ -134,13 +135,52 @@ pub async fn run_queue(
         if !ok {
             break;
         }
+        crate::model::journal::failpoint(crate::model::journal::failpoints::QUEUE_BEFORE_POP);
         runtime = UnitRuntime::load(root, &name)?;
         runtime.queue.remove(0);
         relations::complete(&mut runtime, &queued);
+        runtime.accounted = last_commit(unit).map(|(context_id, _)| context_id);
         runtime.save(root, &name)?;
     }
     report.queued = queued_names(&UnitRuntime::load(root, &name)?);
     report.note_state(unit);
+    Ok(())
+}
+
+/// The context id and hook of the unit's last commit, from the journal's record of what
+/// the commit left to apply (kept until the next run starts; its shape is the runner's
+/// pending effects: `context_id` and the history `record`).
+fn last_commit(unit: &Unit) -> Option<(String, String)> {
+    let value = unit.journal().unapplied.as_ref()?;
+    let context_id = value.get("context_id")?.as_str()?.to_owned();
+    let hook = value.get("record")?.get("hook")?.as_str()?.to_owned();
+    Some((context_id, hook))
+}
+
+/// Makes the queue account for the unit's last commit, once: a committed run of the queue
+/// head whose removal from the queue was lost (the process was killed between the commit
+/// and the queue write) is removed now instead of running again. Called under the unit's
+/// lock before anything adds to the queue or runs a hook (a new run drops the record of
+/// the last commit); a no-op without writes when the queue accounted for it already.
+pub(crate) fn account_for_last_commit(
+    root: &crate::store::StateRoot,
+    unit: &Unit,
+) -> Result<(), RunnerError> {
+    let Some((context_id, hook)) = last_commit(unit) else {
+        return Ok(());
+    };
+    let name = unit.name();
+    let mut runtime = UnitRuntime::load(root, name)?;
+    if runtime.accounted.as_deref() == Some(context_id.as_str()) {
+        return Ok(());
+    }
+    if runtime.queue.first().is_some_and(|q| q.hook == hook) {
+        let done = runtime.queue.remove(0);
+        relations::complete(&mut runtime, &done);
+        tracing::warn!(unit = %name, hook, context_id, "removed a committed hook left at the head of the queue by a killed process");
+    }
+    runtime.accounted = Some(context_id);
+    runtime.save(root, name)?;
     Ok(())
 }
 
@@ -160,6 +200,7 @@ pub(crate) fn queue_and_run(
     let mut report = UnitReport::new(unit_name);
     let result = (|| -> Result<(), RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), unit_name, on_wait)?;
+        account_for_last_commit(runner.root(), &unit)?;
         let mut state = UnitRuntime::load(runner.root(), unit_name)?;
         for hook in hooks {
             if !state.queue.contains(hook) {
@@ -199,7 +240,8 @@ pub struct DeployReport {
     pub application: AppName,
     /// Its charm.
     pub charm: CharmSummary,
-    /// `deployed`, or `unchanged` when the application already runs this charm (rule 14).
+    /// `deployed`; `unchanged` when the application already runs this charm (rule 14);
+    /// `resumed` when it does but a killed deploy left units with hooks to run.
     pub outcome: &'static str,
     /// The units and their hooks.
     pub units: Vec<UnitReport>,
@@ -272,12 +314,35 @@ pub fn deploy(
     let _lock = AppLock::acquire(root, &request.app, on_wait)?;
     match AppRecord::load(root, &request.app) {
         Ok(existing) if existing.charm == digest => {
-            tracing::info!(app = %request.app, "same charm deployed again: nothing to do");
+            drop(_lock);
+            // A deploy that was killed mid-way: its units finish their queues.
+            let unfinished: Vec<UnitName> = existing
+                .unit_names()
+                .into_iter()
+                .filter(|unit| has_work(root, unit))
+                .collect();
+            if unfinished.is_empty() {
+                tracing::info!(app = %request.app, "same charm deployed again: nothing to do");
+                return Ok(DeployReport {
+                    application: request.app.clone(),
+                    charm: summary(runner, &digest, request.app.as_str())?,
+                    outcome: "unchanged",
+                    units: Vec::new(),
+                });
+            }
+            tracing::info!(app = %request.app, units = unfinished.len(), "same charm deployed again: resuming the units' queues");
+            let mut reports = for_each_unit(&unfinished, request.parallel, |unit, runtime| {
+                queue_and_run(runner, unit, &[], runtime, on_wait)
+            });
+            merge_reports(
+                &mut reports,
+                relations::settle(runner, request.parallel, on_wait)?,
+            );
             return Ok(DeployReport {
                 application: request.app.clone(),
                 charm: summary(runner, &digest, request.app.as_str())?,
-                outcome: "unchanged",
-                units: Vec::new(),
+                outcome: "resumed",
+                units: reports,
             });
         }
         Ok(existing) => {
@@ -330,6 +395,14 @@ pub fn deploy(
         outcome: "deployed",
         units: reports,
     })
+}
+
+/// Whether a unit not in error has hooks queued (a deploy or other command killed before
+/// it ran them all).
+fn has_work(root: &crate::store::StateRoot, unit: &UnitName) -> bool {
+    let idle = Unit::peek(root, unit)
+        .is_ok_and(|j| !matches!(j.state, crate::model::UnitState::Error { .. }));
+    idle && UnitRuntime::load(root, unit).is_ok_and(|r| !r.queue.is_empty())
 }
 
 /// Adds the runs of `more` (units that ran hooks posted to them) to the reports of the same
@@ -416,6 +489,7 @@ fn remove_one(
     let mut report = UnitReport::new(name);
     let result = (|| -> Result<(bool, Option<UnitName>), RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
+        account_for_last_commit(runner.root(), &unit)?;
         if unit.error().is_none() {
             let mut state = UnitRuntime::load(runner.root(), name)?;
             state.queue = relations::leaving_hooks(&state, name);
@@ -758,6 +832,7 @@ pub fn resolve(
     {
         let done = state.queue.remove(0);
         relations::complete(&mut state, &done);
+        state.accounted = last_commit(&unit).map(|(context_id, _)| context_id);
         state.save(root, name)?;
     }
     runtime.block_on(run_queue(runner, &mut unit, &mut report, stream))?;
@@ -784,6 +859,7 @@ pub fn run_one(
     on_wait: WaitNotice<'_>,
 ) -> Result<HookReport, RunnerError> {
     let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
+    account_for_last_commit(runner.root(), &unit)?;
     let state = UnitRuntime::load(runner.root(), name)?;
     let charm = runner.charm(&state.charm, &name.to_string())?;
     HookName::parse(&request.hook, &charm.files.metadata)?;

@@ -513,6 +513,7 @@ fn upgrade_unit(
     };
     let result = (|| -> Result<(), RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
+        super::lifecycle::account_for_last_commit(runner.root(), &unit)?;
         let runtime = UnitRuntime::load(runner.root(), name)?;
         let in_upgrade_error = matches!(unit.error(), Some(ErrorKind::Upgrade { .. }));
         if runtime.charm == *target && !in_upgrade_error {

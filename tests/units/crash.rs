@@ -355,3 +355,61 @@ fn two_hundred_random_kills_never_tear_a_hook() {
         "most kills should land mid-run ({interrupted})"
     );
 }
+
+/// Killed between a queued hook's commit and its removal from the queue: the next command
+/// (here the same deploy again, which resumes the units' queues) does not run it twice.
+#[test]
+fn a_committed_queued_hook_never_runs_twice() {
+    let Some(u) = Units::new(Mode::Caller) else {
+        return;
+    };
+    let count = "#!/bin/sh\necho \"$JUJU_HOOK_NAME\" >> ran\n";
+    let charm = write_charm(
+        &u.env,
+        "once",
+        "",
+        &[
+            ("hooks/install", count, 0o755),
+            ("hooks/config-changed", count, 0o755),
+            ("hooks/start", count, 0o755),
+        ],
+    );
+    let status = u
+        .command()
+        .args(["deploy", charm.to_str().unwrap(), "once"])
+        .env("HOOKBOX_FAILPOINT", "queue:before-pop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint queue:before-pop was not reached"
+    );
+    let unit = u.unit_status("once/0");
+    assert_eq!(unit["agent_status"], "idle", "{unit}");
+    let out = u.expect(&["deploy", charm.to_str().unwrap(), "once", "--json"], 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"], "resumed", "{json}");
+    assert_eq!(
+        u.read("once/0", "ran").as_deref(),
+        Some("install\nconfig-changed\nstart\n")
+    );
+    let hooks: Vec<String> = u
+        .history("once/0")
+        .iter()
+        .map(|r| r["hook"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        hooks,
+        ["install", "leader-elected", "config-changed", "start"],
+        "{hooks:?}"
+    );
+    let unit = u.unit_status("once/0");
+    assert_eq!(unit["queued"], serde_json::json!([]), "{unit}");
+    // Nothing left: the same deploy again changes nothing.
+    let out = u.expect(&["deploy", charm.to_str().unwrap(), "once", "--json"], 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"], "unchanged", "{json}");
+}
