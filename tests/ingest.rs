@@ -581,8 +581,7 @@ fn verify_refuses_what_ingest_refuses() {
 
 #[test]
 fn ingest_works_rootless_and_leaves_nothing_on_refusal() {
-    if !crate::util::is_root() {
-        eprintln!("skipping: needs root to run as uid 65534");
+    if !crate::util::require_root() {
         return;
     }
     let env = TestEnv::new();

@@ -179,11 +179,7 @@ fn cannot_overwrite_the_runner_binary() {
         let f = Fixture::new(identity);
         let binary = match identity {
             Identity::Caller => util::binary(),
-            Identity::Nobody => {
-                // Force the copy that hookbox_as_nobody runs to exist, then bind that.
-                let _ = f.env.hookbox_as_nobody();
-                f.env.path().join("bin/hookbox")
-            }
+            Identity::Nobody => f.env.nobody_binary(),
         };
         let before = digest(&binary);
         let bind = format!("{}:/hookbox/bin/hookbox", binary.display());
