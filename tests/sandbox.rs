@@ -537,3 +537,21 @@ fn sigterm_is_forwarded_to_the_command() {
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(42));
 }
+
+/// The overlay's work dir (beside the upper, with overlayfs's mode-000 `work/` in it) is
+/// removed when the run ends.
+#[test]
+fn the_work_dir_is_removed_after_the_run() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, _, err) = f.sh(&[], "echo x > written && mkdir -p d/e && rm -r d");
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        let leftovers: Vec<_> = std::fs::read_dir(f.env.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".hookbox-work-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{identity:?}: {leftovers:?}");
+    });
+}

@@ -192,15 +192,14 @@ fn work_dir_beside(upper: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("create a work directory in {}", parent.display()))
 }
 
-/// Overlayfs leaves a mode-000 `work/` inside the work dir; open it up before removing.
+/// Removes the work dir: overlayfs leaves a mode-000 `work/` in it, which
+/// [`remove_tree`](hookbox::store::fsops::remove_tree) opens up without following a symlink
+/// the sandbox may have put there.
 fn remove_work_dir(dir: tempfile::TempDir) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(entries) = std::fs::read_dir(dir.path()) {
-        for entry in entries.flatten() {
-            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
-        }
+    let path = dir.keep();
+    if let Err(error) = hookbox::store::fsops::remove_tree(&path) {
+        tracing::debug!(%error, "could not remove a work directory");
     }
-    let _ = dir.close();
 }
 
 fn parse_bind(text: &str) -> Result<(PathBuf, PathBuf), String> {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -390,25 +390,11 @@ fn make_scratch(parent: &Path, probe: Probe) -> Result<tempfile::TempDir, Doctor
     Ok(dir)
 }
 
-/// Removes a scratch directory, first making every directory in it searchable again
-/// (overlayfs leaves `work/work` with mode 000).
+/// Removes a scratch directory (overlayfs leaves `work/work` with mode 000, which
+/// [`remove_tree`](crate::store::fsops::remove_tree) opens up, following no symlink).
 fn remove_scratch(dir: tempfile::TempDir) {
-    fn open_up(path: &Path) {
-        let Ok(meta) = fs::symlink_metadata(path) else {
-            return;
-        };
-        if !meta.is_dir() {
-            return;
-        }
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                open_up(&entry.path());
-            }
-        }
-    }
-    open_up(dir.path());
-    if let Err(error) = dir.close() {
+    let path = dir.keep();
+    if let Err(error) = crate::store::fsops::remove_tree(&path) {
         tracing::debug!(%error, "could not remove a doctor scratch directory");
     }
 }
