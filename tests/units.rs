@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::util::{self, Identity, TestEnv};
 
 mod crash;
+mod handlers;
 mod relations;
 
 /// A test's world plus how hookbox is run.
