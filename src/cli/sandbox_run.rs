@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hookbox::sandbox::{self, BindMount, IdMapping, Image, Network, RunOptions, SandboxSpec};
+use hookbox::sandbox::{self, BindMount, IdMapping, Image, RunOptions, SandboxSpec};
 
-use super::parse::{absolute, command_env, lowers, parse_bytes, parse_env};
+use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse_env};
 
 /// Arguments of `hookbox sandbox-run`.
 #[derive(Debug, Args)]
@@ -87,15 +87,6 @@ pub struct SandboxRunArgs {
     pub command: Vec<String>,
 }
 
-/// `--network` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NetworkArg {
-    /// A private network namespace with loopback only.
-    None,
-    /// The host's network.
-    Host,
-}
-
 /// `--image` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ImageArg {
@@ -137,10 +128,7 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
             });
         }
     }
-    spec.network = match args.network {
-        NetworkArg::None => Network::None,
-        NetworkArg::Host => Network::Host,
-    };
+    spec.network = args.network.into();
     spec.image = match args.image {
         ImageArg::Host => Image::Host,
     };

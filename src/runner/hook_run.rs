@@ -594,14 +594,4 @@ fn tools_dir(root: &StateRoot) -> Result<PathBuf, RunnerError> {
     Ok(dir)
 }
 
-/// "outer: inner: innermost" of an error and its sources.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::exit::error_chain;
