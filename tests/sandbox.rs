@@ -521,13 +521,14 @@ fn sigterm_is_forwarded_to_the_command() {
     let mut stdout = child.stdout.take().unwrap();
     let mut ready = [0u8; 6];
     std::io::Read::read_exact(&mut stdout, &mut ready).unwrap();
-    // The helper is the runner's only child; send SIGTERM to it.
-    let helper =
+    // The sandbox's init is the runner's child (the helper that forked it has exited and been
+    // reaped); send SIGTERM to it.
+    let init =
         std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
             .unwrap();
-    let helper: i32 = helper.split_whitespace().next().unwrap().parse().unwrap();
+    let init: i32 = init.split_whitespace().last().unwrap().parse().unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(helper),
+        nix::unistd::Pid::from_raw(init),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
