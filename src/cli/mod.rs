@@ -113,7 +113,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
-            eprintln!("error: {}", render_chain(&err));
+            eprintln!("error: {}", hookbox::exit::error_chain(err.as_ref()));
             ExitCode::from(exit_status_of(&err).code())
         }
     }
@@ -161,14 +161,6 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.without_time().init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// "outer: inner: innermost", each message once.
-fn render_chain(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// The exit code of the first error in the chain that knows its class.
