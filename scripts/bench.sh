@@ -84,15 +84,45 @@ ensure_tools() {
   fi
 }
 
+# The medians of RUNS runs of each command (one shell-quoted command line per argument), in
+# milliseconds, one per line. With hyperfine, the runs are split into BENCH_ROUNDS (default 5)
+# hyperfine invocations that each time every command, so a change in the machine's load
+# during the benchmark affects all commands alike; the median is over all runs of a command.
+medians_ms() {
+  if command -v hyperfine >/dev/null 2>&1; then
+    local rounds=${BENCH_ROUNDS:-5} round jsons=() errors
+    errors=$(mktemp)
+    for ((round = 0; round < rounds; round++)); do
+      jsons+=("$(mktemp)")
+      if ! hyperfine -N --style none --warmup 3 --runs $(((RUNS + rounds - 1) / rounds)) \
+        --export-json "${jsons[-1]}" -- "$@" >/dev/null 2>"$errors"; then
+        cat "$errors" >&2
+        rm -f "${jsons[@]}" "$errors"
+        return 1
+      fi
+    done
+    jq -rs '[range(0; .[0].results | length) as $i | [.[].results[$i].times[]] | sort
+      | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end]
+      | .[] | . * 1000 | . * 100 | round / 100' "${jsons[@]}"
+    rm -f "${jsons[@]}" "$errors"
+  else
+    local command
+    for command in "$@"; do eval "median_ms $command"; done
+  fi
+}
+
 # Sandbox start-up: `sandbox-run /bin/true` over 1 and 50 layers, against bubblewrap with the
-# same namespaces and `unshare -Urmpf --mount-proc` as the floor.
+# same namespaces and `unshare -Urmpf --mount-proc` as the floor, timed side by side
+# (medians_ms).
 #
-# Every overlay mount makes overlayfs create (and later remove) three directories in the work
-# dir (work/, and work/incompat/volatile/ for `volatile`). On a filesystem that discards freed
-# blocks synchronously (ext4 without a journal mounted with `discard`, as this VM's root is)
-# each removal blocks for milliseconds, so the run is also timed with its upper and work dirs
-# on a tmpfs (/dev/shm), which isolates hookbox's own cost; the rmdir figure shows the
-# filesystem's share.
+# Every overlay mount makes overlayfs create three directories in the work dir (work/, and
+# work/incompat/volatile/ for `volatile`). On a filesystem that discards freed blocks
+# synchronously (ext4 without a journal mounted with `discard`, as this VM's root is) removing
+# a directory can block for milliseconds, so hookbox renames work/ aside after a run and the
+# next run removes it while its sandbox starts. The run is also timed with its upper and work
+# dirs on a tmpfs (/dev/shm), which isolates hookbox's own cost; the rmdir figures show the
+# filesystem's; `hookbox --version` is the cost of executing the binary at all (sandbox-run
+# executes it twice: the runner and the helper).
 bench_sandbox() {
   local hookbox dir shm
   hookbox=$(hookbox_binary)
@@ -107,23 +137,34 @@ bench_sandbox() {
     echo "$i" >"$dir/fifty/l$i/f$i"
     fifty+=(--lower "$dir/fifty/l$i")
   done
-  echo "== sandbox start-up: /bin/true, median of $RUNS runs (uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg))"
-  FIG[unshare]=$(median_ms unshare -Urmpf --mount-proc /bin/true)
-  FIG[bwrap]=$(median_ms bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc \
-    --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin \
-    --proc /proc --dev /dev --tmpfs /tmp /bin/true)
-  FIG[sandbox1]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up1" --work "$dir/w1" --lower "$dir/one/l0" -- /bin/true)
-  FIG[sandbox50]=$(median_ms "$hookbox" sandbox-run --upper "$dir/up50" --work "$dir/w50" "${fifty[@]}" -- /bin/true)
-  FIG[sandbox1_shm]=$(median_ms "$hookbox" sandbox-run --upper "$shm/up1" --work "$shm/w1" --lower "$dir/one/l0" -- /bin/true)
-  FIG[rmdir]=$(median_ms sh -c "mkdir '$dir/d' && rmdir '$dir/d'")
-  FIG[rmdir_shm]=$(median_ms sh -c "mkdir '$shm/d' && rmdir '$shm/d'")
-  printf '%-40s median %s ms\n' "unshare -Urmpf (floor)" "${FIG[unshare]}" bwrap "${FIG[bwrap]}" \
+  local q=(printf '%q ')
+  local commands=(
+    "unshare -Urmpf --mount-proc /bin/true"
+    "bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp /bin/true"
+    "$("${q[@]}" "$hookbox" sandbox-run --upper "$dir/up1" --work "$dir/w1" --lower "$dir/one/l0" -- /bin/true)"
+    "$("${q[@]}" "$hookbox" sandbox-run --upper "$dir/up50" --work "$dir/w50" "${fifty[@]}" -- /bin/true)"
+    "$("${q[@]}" "$hookbox" sandbox-run --upper "$shm/up1" --work "$shm/w1" --lower "$dir/one/l0" -- /bin/true)"
+    "$("${q[@]}" "$hookbox" --version)"
+    "$("${q[@]}" sh -c "mkdir '$dir/d' && rmdir '$dir/d'")"
+    "$("${q[@]}" sh -c "mkdir '$shm/d' && rmdir '$shm/d'")"
+  )
+  echo "== sandbox start-up: /bin/true, median of $RUNS runs each, side by side in ${BENCH_ROUNDS:-5} rounds (uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg))"
+  local medians
+  mapfile -t medians < <(medians_ms "${commands[@]}")
+  [ ${#medians[@]} = ${#commands[@]} ] || { echo "bench_sandbox: timing failed" >&2; return 1; }
+  FIG[unshare]=${medians[0]} FIG[bwrap]=${medians[1]} FIG[sandbox1]=${medians[2]}
+  FIG[sandbox50]=${medians[3]} FIG[sandbox1_shm]=${medians[4]} FIG[version]=${medians[5]}
+  FIG[rmdir]=${medians[6]} FIG[rmdir_shm]=${medians[7]}
+  printf '%-46s median %s ms\n' "unshare -Urmpf --mount-proc (floor)" "${FIG[unshare]}" bwrap "${FIG[bwrap]}" \
     "hookbox sandbox-run 1 layer" "${FIG[sandbox1]}" "hookbox sandbox-run 50 layers" "${FIG[sandbox50]}" \
     "hookbox sandbox-run 1 layer, upper on tmpfs" "${FIG[sandbox1_shm]}" \
+    "hookbox --version (executing the binary)" "${FIG[version]}" \
     "sh -c 'mkdir d && rmdir d' in $(dirname "$dir")" "${FIG[rmdir]}" \
     "sh -c 'mkdir d && rmdir d' in /dev/shm" "${FIG[rmdir_shm]}"
+  echo "(load after: $(cut -d' ' -f1-3 /proc/loadavg))"
   echo "sandbox-run 1 layer, upper on tmpfs / bwrap:   $(ratio "${FIG[sandbox1_shm]}" "${FIG[bwrap]}")   (target <= 1.0x)"
   echo "sandbox-run 1 layer, upper on tmpfs / unshare: $(ratio "${FIG[sandbox1_shm]}" "${FIG[unshare]}")   (target <= 1.5x)"
+  chmod -R u+rwX "$dir" "$shm" 2>/dev/null || true
   rm -rf "$dir" "$shm"
 }
 
@@ -447,9 +488,45 @@ PY
     "git: three commits + checkout + merge" "${FIG[merge_git_total]}"
   echo "hookbox / git merge:             $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
   echo "hookbox / git with its commits:  $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+  bench_upgrade_cli "$hookbox" "$old" "$new"
   echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
   chmod -R u+rwX "$scratch" 2>/dev/null || true
   rm -rf "$scratch"
+}
+
+# The end-to-end figure of bench_merge: `hookbox upgrade` of the same scenario through the
+# CLI (app lock, compatibility check, settings, unit lock and recovery, journal steps, the
+# merge, the layer swap, and upgrade-charm and config-changed, which the bench charm lacks:
+# two sandbox starts that find no handler), and `hookbox preview-upgrade`. The unit is
+# deployed once; its runtime layer is the bench's layer, put in place as a committed layer
+# (the journal names it); every timed run starts from a copy of that unit (not timed).
+bench_upgrade_cli() {
+  local hookbox="$1" old="$2" new="$3" root="$BENCH_DIR/root" tpl="$BENCH_DIR/upgrade-template"
+  if [ ! -d "$tpl" ]; then
+    "$hookbox" --root "$root" remove bench >/dev/null 2>&1 || true
+    "$hookbox" --root "$root" deploy "$old" bench >/dev/null
+    local unit="$root/units/bench-0" id=00000001-0000be0c
+    mkdir -p "$unit/layers"
+    cp -a "$BENCH_DIR/layer" "$unit/layers/$id"
+    jq --arg id "$id" '.layers = [$id] | .next_sequence = 2' "$unit/state.json" >"$unit/state.json.new"
+    mv "$unit/state.json.new" "$unit/state.json"
+    mkdir -p "$tpl/apps"
+    cp -a "$unit" "$tpl/bench-0"
+    cp -a "$root/apps/bench.json" "$tpl/apps/"
+  fi
+  local reset="rm -rf $root/units/bench-0 && cp -a $tpl/bench-0 $root/units/ && cp -a $tpl/apps/bench.json $root/apps/"
+  sh -c "$reset"
+  echo "hookbox upgrade (one run): $("$hookbox" --root "$root" upgrade bench "$new" --json | jq -c '[.outcome, .units[0].outcome, [.units[0].runs[].outcome]]')"
+  sh -c "$reset"
+  # hyperfine -N runs --prepare without a shell too.
+  FIG[upgrade_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms "$hookbox" --root "$root" upgrade bench "$new")
+  FIG[preview_cli]=$(BENCH_WARMUP=1 BENCH_PREPARE="sh -c '$reset'" median_ms sh -c "'$hookbox' --root '$root' preview-upgrade bench '$new' >/dev/null")
+  sh -c "$reset"
+  printf '%-58s median %s ms\n' \
+    "hookbox upgrade (CLI, end to end, 2 hook sandboxes)" "${FIG[upgrade_cli]}" \
+    "hookbox preview-upgrade (CLI)" "${FIG[preview_cli]}"
+  echo "hookbox upgrade CLI / git merge: $(ratio "${FIG[upgrade_cli]}" "${FIG[merge_git]}")"
+  echo "preview-upgrade CLI / git merge: $(ratio "${FIG[preview_cli]}" "${FIG[merge_git]}")"
 }
 
 # The git side of bench_merge: a repository in a new directory under $2 with the trees of $1
@@ -507,6 +584,8 @@ summary() {
   if [ -n "${FIG[merge_hookbox]:-}" ]; then
     echo "upgrade merge / git merge:            $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git]}")   (target <= 0.5x)"
     echo "upgrade merge / git with its commits: $(ratio "${FIG[merge_hookbox]}" "${FIG[merge_git_total]}")"
+    echo "hookbox upgrade CLI / git merge:      $(ratio "${FIG[upgrade_cli]:-}" "${FIG[merge_git]}")"
+    echo "preview-upgrade CLI / git merge:      $(ratio "${FIG[preview_cli]:-}" "${FIG[merge_git]}")"
   fi
 }
 

@@ -49,7 +49,14 @@ pub fn run(root: &StateRoot, args: DiffArgs) -> anyhow::Result<ExitStatus> {
             DiffStatus::Deleted => 'D',
         };
         let slash = if line.kind == "dir" { "/" } else { "" };
-        println!("{mark} {}{slash}", line.path);
+        let note = match (line.conflict, line.likely_bytecode) {
+            (Some(kind), true) => {
+                format!("  [conflict: {kind}; likely cause: runtime-written Python bytecode]")
+            }
+            (Some(kind), false) => format!("  [conflict: {kind}]"),
+            (None, _) => String::new(),
+        };
+        println!("{mark} {}{slash}{note}", line.path);
     }
     Ok(ExitStatus::Success)
 }

@@ -11,6 +11,7 @@ mod ingest;
 mod log;
 mod output;
 mod parse;
+mod preview_upgrade;
 mod relate;
 mod remove;
 mod resolved;
@@ -19,6 +20,7 @@ mod sandbox_run;
 mod shell;
 mod status;
 mod units;
+mod upgrade;
 mod verify;
 
 use std::path::PathBuf;
@@ -95,6 +97,10 @@ pub enum Command {
     Shell(shell::ShellArgs),
     /// Resolve a unit in error, or retry its failed hook.
     Resolved(resolved::ResolvedArgs),
+    /// Upgrade an application's charm (three-way merge of runtime changes).
+    Upgrade(upgrade::UpgradeArgs),
+    /// Show what an upgrade would do (compatibility, settings, conflicts), changing nothing.
+    PreviewUpgrade(preview_upgrade::PreviewUpgradeArgs),
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
     DoctorProbe(doctor::ProbeArgs),
@@ -110,7 +116,7 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
-            eprintln!("error: {}", render_chain(&err));
+            eprintln!("error: {}", hookbox::exit::error_chain(err.as_ref()));
             ExitCode::from(exit_status_of(&err).code())
         }
     }
@@ -140,6 +146,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Shell(args) => shell::run(&root_of(&cli.root)?, args),
         Command::Resolved(args) => resolved::run(&root_of(&cli.root)?, args),
         Command::AttachStdio(args) => shell::run_attached(args),
+        Command::Upgrade(args) => upgrade::run(&root_of(&cli.root)?, args),
+        Command::PreviewUpgrade(args) => preview_upgrade::run(&root_of(&cli.root)?, args),
     }
 }
 
@@ -157,14 +165,6 @@ fn init_logging(cli: &Cli) {
         LogFormat::Text => builder.without_time().init(),
         LogFormat::Json => builder.json().init(),
     }
-}
-
-/// "outer: inner: innermost", each message once.
-fn render_chain(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// The exit code of the first error in the chain that knows its class.
@@ -193,4 +193,5 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::model::UnitError>(cause))
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
         .or_else(|| class::<hookbox::runner::inspect::AttachError>(cause))
+        .or_else(|| class::<hookbox::runner::upgrade::UpgradeError>(cause))
 }

@@ -189,6 +189,18 @@ impl AppRecord {
             .collect()
     }
 
+    /// Switches the application to charm `to` (an upgrade) with the user's settings for it,
+    /// as converted from the current charm's (rule 12). The settings of other charms stay:
+    /// units that have not upgraded yet keep seeing those of their charm.
+    pub fn switch_charm(&mut self, to: CharmDigest, settings: BTreeMap<String, serde_json::Value>) {
+        if settings.is_empty() {
+            self.settings.remove(&to);
+        } else {
+            self.settings.insert(to.clone(), settings);
+        }
+        self.charm = to;
+    }
+
     /// The relation with id `id`, when the application takes part in it.
     pub fn relation(&self, id: u64) -> Option<&RelationRecord> {
         self.relations.iter().find(|r| r.id == id)

@@ -36,7 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::StateRoot;
 use crate::store::atomic;
+use crate::store::digest::CharmDigest;
 use crate::store::layers::{LayerId, RunDirs, exists, is_empty_dir};
+pub use crate::store::merge::{Conflict, ConflictKind, EntryType};
 use crate::store::squash::{OverlayXattrs, SquashReport, remove_tree, squash_layers};
 
 use super::history::{self, HistoryRecord, Outcome, RecordKind, Timestamp};
@@ -81,6 +83,16 @@ pub mod failpoints {
     pub const SQUASH_MID_REMOVE: &str = "squash:mid-remove";
     /// After `resolved` recorded its commit of the operator layer.
     pub const RESOLVE_AFTER_JOURNAL: &str = "resolve:after-journal";
+    /// After the upgrade record was written, before the runtime layers are merged.
+    pub const UPGRADE_BEFORE_MERGE: &str = "upgrade:before-merge";
+    /// After the merged layer was written to its staging dir, before it is installed.
+    pub const UPGRADE_AFTER_MATERIALIZE: &str = "upgrade:after-materialize";
+    /// After the merged layer was renamed into `layers/`, before the journal swap.
+    pub const UPGRADE_MID_SWAP: &str = "upgrade:mid-swap";
+    /// After the journal swap, before the unit's charm is switched in `runtime.json`.
+    pub const UPGRADE_AFTER_SWAP: &str = "upgrade:after-swap";
+    /// After the upgrade is complete, before `upgrade-charm` runs.
+    pub const UPGRADE_BEFORE_HOOK: &str = "upgrade:before-upgrade-charm";
 }
 
 /// Why a unit is in error.
@@ -94,6 +106,8 @@ pub enum ErrorKind {
     },
     /// An upgrade found conflicts: rule 9.
     Upgrade {
+        /// The charm the unit was being upgraded to.
+        target: CharmDigest,
         /// The conflicting paths.
         conflicts: Vec<Conflict>,
     },
@@ -103,38 +117,109 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Hook { hook } => write!(f, "hook failed: {hook:?}"),
-            Self::Upgrade { conflicts } => {
+            Self::Upgrade { conflicts, .. } => {
                 write!(f, "upgrade failed: {} conflicting paths", conflicts.len())
             }
         }
     }
 }
 
-/// One conflicting path of a three-way merge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// The path, relative to the charm dir.
-    pub path: String,
-    /// What collided.
-    pub kind: ConflictKind,
+/// A conflict as the journal stores it: the merge's own type, read back from its JSON form
+/// (paths are stored as text, lossily decoded).
+#[derive(Deserialize)]
+struct StoredConflict {
+    path: String,
+    kind: ConflictKind,
+    #[serde(default)]
+    old_charm: Option<EntryType>,
+    #[serde(default)]
+    runtime: Option<EntryType>,
+    #[serde(default)]
+    new_charm: Option<EntryType>,
+    #[serde(default)]
+    runtime_paths: Vec<String>,
+    #[serde(default)]
+    likely_bytecode: bool,
 }
 
-/// The kinds of merge conflicts (rule 8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConflictKind {
-    /// Both sides changed the content.
-    ModifyModify,
-    /// Both sides added the path with different content.
-    AddAdd,
-    /// Runtime modified what the new charm deleted.
-    ModifyDelete,
-    /// Runtime deleted what the new charm modified.
-    DeleteModify,
-    /// A directory on one side, a file on the other.
-    DirectoryFile,
-    /// A symlink on one side, a file on the other.
-    SymlinkFile,
+impl<'de> Deserialize<'de> for Conflict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let stored = StoredConflict::deserialize(d)?;
+        Ok(Conflict {
+            path: stored.path.into_bytes(),
+            kind: stored.kind,
+            old_charm: stored.old_charm,
+            runtime: stored.runtime,
+            new_charm: stored.new_charm,
+            runtime_paths: stored
+                .runtime_paths
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+            likely_bytecode: stored.likely_bytecode,
+        })
+    }
+}
+
+/// Where an upgrade of the unit stands (see [`Unit::begin_upgrade`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum UpgradePhase {
+    /// The merged layer is being built in `squash/<into>`; a crash rolls the upgrade back.
+    Staging,
+    /// The journal holds the new stack; a crash rolls the rest forward (the operator layer
+    /// folded into `layers/<fold_operator>`, the unit's charm switched in `runtime.json`,
+    /// `hooks` queued).
+    Swapped {
+        /// The hooks the upgrade queues (`upgrade-charm`, `config-changed`).
+        hooks: Vec<String>,
+        /// The id the operator layer gets when it becomes part of S0.
+        fold_operator: Option<LayerId>,
+    },
+}
+
+/// An upgrade in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpgradeRecord {
+    /// The charm the unit is on.
+    pub from: CharmDigest,
+    /// The charm it moves to.
+    pub to: CharmDigest,
+    /// The id the merged runtime layer gets.
+    pub into: LayerId,
+    /// Where it stands.
+    #[serde(flatten)]
+    pub phase: UpgradePhase,
+}
+
+/// S0 (rule 11): the unit's charm dir as it was before its first forced upgrade, kept by
+/// reference: the charm base and the committed layers over it (the operator layer of a unit
+/// in error included, folded into a committed layer). The layers stay on disk, immutable,
+/// while the record exists. Cleared when the unit gets back to a clean state: forced back
+/// onto S0's charm (the stack becomes S0's again), a successful unforced upgrade, or the
+/// unit resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S0Record {
+    /// The charm base.
+    pub charm: CharmDigest,
+    /// The runtime layers, newest first.
+    pub layers: Vec<LayerId>,
+}
+
+/// The result of an upgrade's layer work, installed by [`Unit::swap_upgrade`].
+#[derive(Debug, Clone)]
+pub struct UpgradeSwap {
+    /// The new runtime stack, newest first (it names the record's `into` when the merged
+    /// layer was built into the staging dir, which is then installed).
+    pub layers: Vec<LayerId>,
+    /// S0 after the swap.
+    pub s0: Option<S0Record>,
+    /// The unit's state after the swap (idle, or the hook error it stays in).
+    pub state: UnitState,
+    /// The hooks to queue.
+    pub hooks: Vec<String>,
+    /// Move the operator layer into `layers/<id>` (it is part of S0 now).
+    pub fold_operator: Option<LayerId>,
 }
 
 /// What a unit is doing.
@@ -235,6 +320,16 @@ pub struct Journal {
     /// starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unapplied: Option<serde_json::Value>,
+    /// An upgrade in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<UpgradeRecord>,
+    /// S0 of a forced upgrade (rule 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s0: Option<S0Record>,
+    /// An unforced upgrade that reached the unit in error: it applies once the unit is
+    /// resolved (rule 10). The target is the application's charm at that time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_upgrade: Option<CharmDigest>,
 }
 
 impl Journal {
@@ -248,6 +343,9 @@ impl Journal {
             state: UnitState::Idle,
             squash: None,
             unapplied: None,
+            upgrade: None,
+            s0: None,
+            pending_upgrade: None,
         }
     }
 }
@@ -266,6 +364,23 @@ pub struct Recovery {
     /// What the last commit left for its caller to apply ([`Journal::unapplied`]); the
     /// caller knows whether it was applied.
     pub unapplied: Option<serde_json::Value>,
+    /// An interrupted upgrade, rolled back or completed.
+    pub upgrade: Option<UpgradeRecovery>,
+}
+
+/// What recovery did with an interrupted upgrade.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpgradeRecovery {
+    /// Killed before its journal swap: the unit is on its pre-upgrade charm and stack.
+    RolledBack {
+        /// The charm it was being upgraded to.
+        to: CharmDigest,
+    },
+    /// Killed after its journal swap: the upgrade was completed (its hooks are queued).
+    Completed {
+        /// The charm it is on now.
+        to: CharmDigest,
+    },
 }
 
 impl Recovery {
@@ -686,11 +801,16 @@ impl Unit {
         let had_operator = next.operator;
         next.operator = false;
         next.state = UnitState::Idle;
+        // Resolved: the unit is back to a clean state, S0 (rule 11) is no longer needed.
+        let dropped_s0 = if had_operator { next.s0.take() } else { None };
         self.write(next)?;
         self.step(failpoints::COMMIT_AFTER_IDLE)?;
         dirs.remove_run(&run)?;
         if had_operator {
             self.remove_operator_dirs()?;
+        }
+        if dropped_s0.is_some() {
+            self.remove_unnamed_layers()?;
         }
         Ok(added)
     }
@@ -728,25 +848,274 @@ impl Unit {
         Ok(())
     }
 
-    /// Puts an idle unit in error `upgrade failed` with its conflicts (rule 9); the operator
-    /// layer goes on top so `shell` can fix the runtime side.
-    pub fn fail_upgrade(&mut self, conflicts: Vec<Conflict>) -> Result<(), UnitError> {
+    /// Puts an idle unit (or one already in error `upgrade failed`) in error `upgrade
+    /// failed` with its conflicts against `target` (rule 9); the operator layer goes on top so
+    /// `shell` can fix the runtime side. The stack is untouched: the charm dir stays at its
+    /// pre-upgrade tree.
+    pub fn fail_upgrade(
+        &mut self,
+        target: CharmDigest,
+        conflicts: Vec<Conflict>,
+    ) -> Result<(), UnitError> {
         if !matches!(
             self.journal.state,
             UnitState::Idle
                 | UnitState::Error {
                     error: ErrorKind::Upgrade { .. }
                 }
-        ) {
+        ) || self.journal.upgrade.is_some()
+        {
             return Err(self.wrong_state("record an upgrade conflict"));
         }
         self.paths.layer_dirs().create_operator()?;
         let mut next = self.journal.clone();
         next.operator = true;
+        next.pending_upgrade = None;
         next.state = UnitState::Error {
-            error: ErrorKind::Upgrade { conflicts },
+            error: ErrorKind::Upgrade { target, conflicts },
         };
         self.write(next)
+    }
+
+    /// Records that an unforced upgrade to `target` reached the unit in error: it applies
+    /// once the unit is resolved (rule 10).
+    pub fn defer_upgrade(&mut self, target: CharmDigest) -> Result<(), UnitError> {
+        if self.journal.pending_upgrade.as_ref() == Some(&target) {
+            return Ok(());
+        }
+        let mut next = self.journal.clone();
+        next.pending_upgrade = Some(target);
+        self.write(next)
+    }
+
+    /// Drops a deferred upgrade (the unit was upgraded another way, or is on the target).
+    pub fn clear_pending_upgrade(&mut self) -> Result<(), UnitError> {
+        if self.journal.pending_upgrade.is_none() {
+            return Ok(());
+        }
+        let mut next = self.journal.clone();
+        next.pending_upgrade = None;
+        self.write(next)
+    }
+
+    /// Starts an upgrade from charm `from` to `to`: records it (phase `staging`) and returns
+    /// the staging dir the merged layer is to be written to (it does not exist yet). The
+    /// unit must be idle or in error with no squash or upgrade in progress.
+    pub fn begin_upgrade(
+        &mut self,
+        from: CharmDigest,
+        to: CharmDigest,
+    ) -> Result<PathBuf, UnitError> {
+        if !matches!(
+            self.journal.state,
+            UnitState::Idle | UnitState::Error { .. }
+        ) || self.journal.upgrade.is_some()
+            || self.journal.squash.is_some()
+        {
+            return Err(self.wrong_state("start an upgrade"));
+        }
+        let into = LayerId::generate(self.journal.next_sequence);
+        let dirs = self.paths.layer_dirs().clone();
+        dirs.create_squash_root()?;
+        let staging = dirs.squash(&into);
+        if exists(&staging)? {
+            remove_tree(&staging)?;
+        }
+        let mut next = self.journal.clone();
+        next.next_sequence += 1;
+        next.upgrade = Some(UpgradeRecord {
+            from,
+            to,
+            into,
+            phase: UpgradePhase::Staging,
+        });
+        self.write(next)?;
+        self.step(failpoints::UPGRADE_BEFORE_MERGE)?;
+        Ok(staging)
+    }
+
+    /// A fresh layer id for the operator layer folded into S0 by a forced upgrade.
+    pub fn allocate_layer_id(&mut self) -> Result<LayerId, UnitError> {
+        let id = LayerId::generate(self.journal.next_sequence);
+        let mut next = self.journal.clone();
+        next.next_sequence += 1;
+        self.write(next)?;
+        Ok(id)
+    }
+
+    /// The upgrade in progress, if any.
+    pub fn upgrade(&self) -> Option<&UpgradeRecord> {
+        self.journal.upgrade.as_ref()
+    }
+
+    /// S0, when a forced upgrade recorded it.
+    pub fn s0(&self) -> Option<&S0Record> {
+        self.journal.s0.as_ref()
+    }
+
+    /// Drops an upgrade in the staging phase (a conflict, or a failed merge): removes the
+    /// staging dir and the record. The stack was never touched.
+    pub fn abandon_upgrade(&mut self) -> Result<(), UnitError> {
+        let Some(record) = self.journal.upgrade.clone() else {
+            return Ok(());
+        };
+        if record.phase != UpgradePhase::Staging {
+            return Err(self.wrong_state("abandon a swapped upgrade"));
+        }
+        let dirs = self.paths.layer_dirs().clone();
+        let staging = dirs.squash(&record.into);
+        if exists(&staging)? {
+            remove_tree(&staging)?;
+        }
+        let into = dirs.layer(&record.into);
+        if !self.journal.layers.contains(&record.into) && exists(&into)? {
+            remove_tree(&into)?;
+        }
+        let mut next = self.journal.clone();
+        next.upgrade = None;
+        self.write(next)
+    }
+
+    /// Reaches a named failpoint (for the steps of an upgrade that happen outside the unit:
+    /// the merge and the materialisation).
+    pub fn reach(&mut self, point: &'static str) -> Result<(), UnitError> {
+        self.step(point)
+    }
+
+    /// Installs an upgrade: renames the merged layer into `layers/` (when `swap.layers`
+    /// names it), then ONE journal write swaps the stack, S0 and the state (the commit point
+    /// of the upgrade), then [`Unit::complete_upgrade`] folds the operator layer, switches
+    /// the unit's charm and queues the hooks. A crash before the journal write leaves the
+    /// pre-upgrade unit; after it, recovery completes the upgrade.
+    pub fn swap_upgrade(&mut self, swap: UpgradeSwap) -> Result<(), UnitError> {
+        let Some(record) = self.journal.upgrade.clone() else {
+            return Err(self.wrong_state("swap an upgrade that was not started"));
+        };
+        if record.phase != UpgradePhase::Staging {
+            return Err(self.wrong_state("swap an upgrade twice"));
+        }
+        let dirs = self.paths.layer_dirs().clone();
+        if swap.layers.contains(&record.into) && !exists(&dirs.layer(&record.into))? {
+            dirs.install(&dirs.squash(&record.into), &record.into)?;
+        }
+        self.step(failpoints::UPGRADE_MID_SWAP)?;
+        let operator = matches!(swap.state, UnitState::Error { .. });
+        let mut next = self.journal.clone();
+        next.layers = swap.layers;
+        next.s0 = swap.s0;
+        next.state = swap.state;
+        next.operator = operator;
+        next.pending_upgrade = None;
+        next.upgrade = Some(UpgradeRecord {
+            phase: UpgradePhase::Swapped {
+                hooks: swap.hooks,
+                fold_operator: swap.fold_operator,
+            },
+            ..record
+        });
+        self.write(next)?;
+        self.step(failpoints::UPGRADE_AFTER_SWAP)?;
+        self.complete_upgrade()
+    }
+
+    /// Finishes a swapped upgrade (idempotent; recovery calls it): the operator layer moves
+    /// into S0 when the swap folds it (a fresh one replaces it while the unit is in error),
+    /// `runtime.json` gets the new charm and the queued hooks in one atomic write, the record
+    /// is cleared, and every layer dir the journal no longer names is removed.
+    fn complete_upgrade(&mut self) -> Result<(), UnitError> {
+        let Some(UpgradeRecord {
+            to,
+            into,
+            phase:
+                UpgradePhase::Swapped {
+                    hooks,
+                    fold_operator,
+                },
+            ..
+        }) = self.journal.upgrade.clone()
+        else {
+            return Err(self.wrong_state("complete an upgrade that was not swapped"));
+        };
+        let dirs = self.paths.layer_dirs().clone();
+        if let Some(id) = fold_operator
+            && !exists(&dirs.layer(&id))?
+            && exists(&dirs.operator())?
+        {
+            dirs.install(&dirs.operator(), &id)?;
+        }
+        if self.journal.operator {
+            dirs.create_operator()?;
+        }
+        self.switch_charm(&to, &hooks)?;
+        let mut next = self.journal.clone();
+        next.upgrade = None;
+        self.write(next)?;
+        let staging = dirs.squash(&into);
+        if exists(&staging)? {
+            remove_tree(&staging)?;
+        }
+        self.remove_unnamed_layers()?;
+        if !self.journal.operator {
+            self.remove_operator_dirs()?;
+        }
+        tracing::info!(unit = %self.name(), charm = %to, "upgrade installed");
+        Ok(())
+    }
+
+    /// Switches the charm in `runtime.json` (`units/<app>-<n>/runtime.json`, see
+    /// `UnitRuntime::path`) to `to` and queues `hooks`, in one atomic write; nothing when it
+    /// already names `to` (the write was done before a crash).
+    fn switch_charm(&self, to: &CharmDigest, hooks: &[String]) -> Result<(), UnitError> {
+        use super::runtime::UnitRuntime;
+        let path = self.paths.dir().join("runtime.json");
+        let mut runtime = match atomic::read_json::<UnitRuntime>(&path)? {
+            Some(runtime) if runtime.charm == *to => return Ok(()),
+            Some(runtime) => runtime,
+            None => UnitRuntime::new(to.clone()),
+        };
+        runtime.charm = to.clone();
+        // After the failed hook of a unit in error (it reruns first), else at the front.
+        let mut at = match &self.journal.state {
+            UnitState::Error {
+                error: ErrorKind::Hook { hook },
+            } if runtime.queue.first().map(|q| &q.hook) == Some(hook) => 1,
+            _ => 0,
+        };
+        for hook in hooks {
+            if !runtime
+                .queue
+                .iter()
+                .any(|q| q.hook == *hook && q.relation.is_none())
+            {
+                runtime.queue.insert(at, hook.as_str().into());
+                at += 1;
+            }
+        }
+        atomic::write_json(&path, &runtime)?;
+        Ok(())
+    }
+
+    /// Removes the layer dirs that neither the stack nor S0 names.
+    fn remove_unnamed_layers(&self) -> Result<Vec<PathBuf>, UnitError> {
+        let named = self.named_layers();
+        let mut removed = Vec::new();
+        for path in self.paths.layer_dirs().layer_dir_entries()? {
+            if !named.contains(&path) {
+                remove_tree(&path)?;
+                removed.push(path);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn named_layers(&self) -> Vec<PathBuf> {
+        let s0 = self.journal.s0.iter().flat_map(|s0| s0.layers.iter());
+        self.journal
+            .layers
+            .iter()
+            .chain(s0)
+            .map(|id| self.paths.layer(id))
+            .collect()
     }
 
     /// `resolved` without retry: commits the operator layer (when it holds anything) as the
@@ -950,13 +1319,25 @@ impl Unit {
             self.abandon_squash()?;
             recovery.abandoned_squash = Some(record.into);
         }
+        match self.journal.upgrade.clone() {
+            Some(UpgradeRecord {
+                phase: UpgradePhase::Staging,
+                to,
+                ..
+            }) => {
+                self.abandon_upgrade()?;
+                tracing::warn!(unit = %self.name(), charm = %to, "rolled back an interrupted upgrade");
+                recovery.upgrade = Some(UpgradeRecovery::RolledBack { to });
+            }
+            Some(UpgradeRecord { to, .. }) => {
+                self.complete_upgrade()?;
+                tracing::warn!(unit = %self.name(), charm = %to, "completed an interrupted upgrade");
+                recovery.upgrade = Some(UpgradeRecovery::Completed { to });
+            }
+            None => {}
+        }
         // Orphans: whatever the journal does not name.
-        let named: Vec<PathBuf> = self
-            .journal
-            .layers
-            .iter()
-            .map(|id| dirs.layer(id))
-            .collect();
+        let named = self.named_layers();
         let current_run = match &self.journal.state {
             UnitState::RunningHook { run, .. } | UnitState::Committing { run, .. } => {
                 Some(dirs.run(run).dir)

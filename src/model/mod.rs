@@ -17,7 +17,10 @@ use crate::store::squash::SquashError;
 
 pub use app::AppRecord;
 pub use history::{HistoryRecord, Timestamp};
-pub use journal::{Conflict, ErrorKind, Journal, Recovery, Unit, UnitState};
+pub use journal::{
+    Conflict, ErrorKind, Journal, Recovery, S0Record, Unit, UnitState, UpgradePhase, UpgradeRecord,
+    UpgradeSwap,
+};
 pub use lock::UnitLock;
 pub use unit::{AppName, UnitName, UnitPaths};
 
@@ -149,6 +152,12 @@ pub enum UnitError {
     /// Squashing layers failed.
     #[error(transparent)]
     Squash(#[from] SquashError),
+}
+
+impl From<crate::store::fsops::FsError> for UnitError {
+    fn from(err: crate::store::fsops::FsError) -> Self {
+        Self::Squash(err.into())
+    }
 }
 
 impl ClassifyExit for UnitError {

@@ -36,6 +36,13 @@ pub struct DiffLine {
     pub status: DiffStatus,
     /// `file`, `dir`, `symlink` or `special` (what is there now; for deletions, what was).
     pub kind: &'static str,
+    /// In error `upgrade failed`: the kind of the conflict this runtime change is part of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflict: Option<crate::store::merge::ConflictKind>,
+    /// Part of a conflict whose runtime side is only Python bytecode (`__pycache__/`,
+    /// `*.pyc`): the likely cause, safe to delete.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub likely_bytecode: bool,
 }
 
 fn kind_name(entry: &TreeEntry) -> &'static str {
@@ -57,11 +64,15 @@ pub fn compare(before: &Listing, after: &Listing) -> Vec<DiffLine> {
                 path: text(&entry.path),
                 status: DiffStatus::Added,
                 kind: kind_name(entry),
+                conflict: None,
+                likely_bytecode: false,
             }),
             Some(old) if old != entry => lines.push(DiffLine {
                 path: text(&entry.path),
                 status: DiffStatus::Modified,
                 kind: kind_name(entry),
+                conflict: None,
+                likely_bytecode: false,
             }),
             Some(_) => {}
         }
@@ -72,6 +83,8 @@ pub fn compare(before: &Listing, after: &Listing) -> Vec<DiffLine> {
                 path: text(&entry.path),
                 status: DiffStatus::Deleted,
                 kind: kind_name(entry),
+                conflict: None,
+                likely_bytecode: false,
             });
         }
     }
@@ -99,7 +112,14 @@ pub fn diff(
     }
     let current = flatten_layers(&stack, OverlayXattrs::User)?.apply(&base);
     if !failed {
-        return Ok(Some(compare(&base, &current)));
+        let mut lines = compare(&base, &current);
+        if let crate::model::UnitState::Error {
+            error: crate::model::ErrorKind::Upgrade { conflicts, .. },
+        } = &journal.state
+        {
+            mark_conflicts(&mut lines, conflicts);
+        }
+        return Ok(Some(lines));
     }
     let failed_root = paths.layer_dirs().failed_root();
     let Some(failed_layer) = std::fs::read_dir(&failed_root)
@@ -137,9 +157,28 @@ pub fn diff(
             path: String::from_utf8_lossy(&entry.path).into_owned(),
             status,
             kind,
+            conflict: None,
+            likely_bytecode: false,
         });
     }
     Ok(Some(lines))
+}
+
+/// Marks the lines that are runtime sides of upgrade conflicts (rule 9), with the bytecode
+/// hint of their conflict.
+fn mark_conflicts(lines: &mut [DiffLine], conflicts: &[crate::model::Conflict]) {
+    for line in lines {
+        let path = line.path.as_bytes();
+        let hit = conflicts.iter().find(|c| {
+            c.runtime_paths.iter().any(|p| p == path)
+                || (path.starts_with(&c.path) && path.get(c.path.len()) == Some(&b'/'))
+                || c.path == path
+        });
+        if let Some(conflict) = hit {
+            line.conflict = Some(conflict.kind);
+            line.likely_bytecode = conflict.likely_bytecode;
+        }
+    }
 }
 
 fn change_mode(change: &Change) -> u32 {

@@ -663,6 +663,9 @@ pub fn resolve(
     let Some(error) = unit.error().cloned() else {
         return Err(UnitError::NotInError { unit: name.clone() }.into());
     };
+    if let crate::model::ErrorKind::Upgrade { .. } = error {
+        return super::upgrade::resolve_conflict(runner, &mut unit, retry, stream);
+    }
     let failed_hook = match &error {
         crate::model::ErrorKind::Hook { hook } => Some(hook.clone()),
         crate::model::ErrorKind::Upgrade { .. } => None,
@@ -742,6 +745,7 @@ pub fn resolve(
         state.save(root, name)?;
     }
     runtime.block_on(run_queue(runner, &mut unit, &mut report, stream))?;
+    super::upgrade::apply_pending(runner, &mut unit, &mut report, &runtime, stream)?;
     drop(unit);
     let mut reports = vec![report];
     merge_reports(

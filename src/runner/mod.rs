@@ -18,6 +18,7 @@ pub mod lifecycle;
 pub mod output_log;
 pub mod relations;
 pub mod tool_server;
+pub mod upgrade;
 
 use std::path::PathBuf;
 
@@ -103,6 +104,9 @@ pub enum RunnerError {
         #[source]
         source: std::io::Error,
     },
+    /// An upgrade was refused.
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
     /// `relate` or `unrelate` refused.
     #[error(transparent)]
     Relation(#[from] relations::RelationError),
@@ -143,6 +147,7 @@ impl ClassifyExit for RunnerError {
             Self::UnknownCharm { .. } => ExitStatus::InvalidCharm,
             Self::AppHasOtherCharm { .. } => ExitStatus::Refused,
             Self::Usage { .. } => ExitStatus::Usage,
+            Self::Upgrade(e) => e.exit_status(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! threaded. Three stages, each a recipe read top to bottom:
 //!
 //! 1. [`helper`]: in the host pid namespace; creates the namespaces, lets the runner write
-//!    the id maps, becomes root of the user namespace, forks the init and relays its exit.
+//!    the id maps, becomes root of the user namespace, forks the init as the runner's child,
+//!    removes what earlier runs retired from the work dir and exits.
 //! 2. [`container_init`]: pid 1 of the new pid namespace; builds the root filesystem and
 //!    pivots into it, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
 //!    with the command's status (the kernel then kills whatever is left).
@@ -186,18 +187,28 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     // the process's credentials change"; as root the ids change to the mapped range): set it
     // again, or a killed runner would leave the sandbox running.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal again".into())?;
-    // Fork pid 1 of the new pid namespace.
-    match sys::fork_single_threaded().step(|| "fork the sandbox init".into())? {
+    // Fork pid 1 of the new pid namespace as the runner's child (CLONE_PARENT) and tell the
+    // runner, which waits for it directly.
+    match sys::fork_as_sibling().step(|| "fork the sandbox init".into())? {
         Forked::Child => container_init(control, start, idmapped),
         Forked::Parent(init) => {
+            let pid = init.as_raw_nonzero().get();
+            let _ = protocol::send(control, &HelperMessage::InitStarted { pid });
             drop(idmapped);
-            relay(init)
+            // Remove what earlier runs retired from the work dir (each removal may wait on a
+            // synchronous discard; nobody waits for the helper), and exit.
+            super::run::remove_retired_work(&spec.work);
+            sys::exit_immediately(0)
         }
     }
 }
 
 /// Stage 2: pid 1 of the sandbox.
 fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -> ! {
+    // Die with the runner, our parent.
+    if die_with_runner(control).is_err() {
+        sys::exit_immediately(ExitCode::SETUP);
+    }
     match build_sandbox(start, idmapped) {
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
@@ -232,8 +243,6 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
 fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     let spec = &start.spec;
     let root = Path::new(new_root());
-    // Die with the helper.
-    die_with_parent(None).step(|| "set the parent death signal".into())?;
     // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
     // open /proc/1/exe and overwrite the hookbox binary (CVE-2019-5736).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
@@ -395,6 +404,24 @@ fn die_with_parent(expected_parent: Option<i32>) -> io::Result<()> {
     Ok(())
 }
 
+/// `PR_SET_PDEATHSIG` for the init, whose parent is the runner; if the runner died before,
+/// exits now. pid 1 cannot ask getppid(2) (0 across pid namespaces), but the runner alone
+/// holds the other end of the control socket: end of stream means it is gone.
+fn die_with_runner(control: &UnixStream) -> io::Result<()> {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+    let mut byte = [0u8; 1];
+    if let Ok(0) = recv(
+        control.as_raw_fd(),
+        &mut byte,
+        MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT,
+    ) {
+        sys::exit_immediately(ExitCode::SETUP);
+    }
+    Ok(())
+}
+
 fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for signal in HANDLED_SIGNALS {
@@ -426,28 +453,6 @@ fn become_root(ids: &IdMapping) -> nix::Result<()> {
     }
     nix::unistd::setresgid(root_gid, root_gid, root_gid)?;
     nix::unistd::setresuid(root_uid, root_uid, root_uid)
-}
-
-/// Waits for the init and exits as it did; forwards SIGTERM/SIGINT/SIGHUP/SIGQUIT to it.
-fn relay(init: rustix::process::Pid) -> ! {
-    let init = NixPid::from_raw(init.as_raw_nonzero().get());
-    let signals = handled_signals();
-    loop {
-        match signals.wait() {
-            Ok(Signal::SIGCHLD) => match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => sys::exit_immediately(code),
-                Ok(WaitStatus::Signaled(_, signal, _)) => {
-                    sys::exit_immediately(128 + signal as i32)
-                }
-                Ok(_) => {}
-                Err(_) => sys::exit_immediately(ExitCode::SETUP),
-            },
-            Ok(signal) => {
-                let _ = nix::sys::signal::kill(init, signal);
-            }
-            Err(_) => {}
-        }
-    }
 }
 
 /// pid 1's loop: reaps every child, forwards termination signals to the command's process
@@ -935,12 +940,8 @@ fn drop_all_capabilities() -> rustix::io::Result<()> {
 }
 
 fn install_seccomp() -> io::Result<()> {
-    let filters = seccomp::filters().map_err(io::Error::other)?;
-    for filter in &filters {
-        seccompiler::apply_filter(filter).map_err(|e| match e {
-            seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
-            other => io::Error::other(other),
-        })?;
-    }
-    Ok(())
+    seccompiler::apply_filter(&seccomp::filter()).map_err(|e| match e {
+        seccompiler::Error::Prctl(e) | seccompiler::Error::Seccomp(e) => e,
+        other => io::Error::other(other),
+    })
 }

@@ -5,9 +5,10 @@
 //! idmapped lower layers as `SCM_RIGHTS` descriptors (the first batch with the frame's first
 //! byte, further batches of at most [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one
 //! [`RIGHTS_MARKER`] byte).
-//! helper → runner: [`HelperMessage::NeedIdMap`], then either
-//! [`HelperMessage::SetupFailed`] or [`HelperMessage::Finished`]. The socket is close-on-exec
-//! in the command, so a command that execs cleanly never sees it.
+//! helper → runner: [`HelperMessage::NeedIdMap`], then [`HelperMessage::InitStarted`]; the
+//! init then sends [`HelperMessage::SetupFailed`], [`HelperMessage::HandlerMissing`] or
+//! [`HelperMessage::Finished`] (a failing helper sends [`HelperMessage::SetupFailed`]). The
+//! socket is close-on-exec in the command, so a command that execs cleanly never sees it.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -59,6 +60,12 @@ pub enum HelperMessage {
         step: String,
         /// The errno.
         errno: i32,
+    },
+    /// The helper forked the sandbox's init as the runner's child (`CLONE_PARENT`) and
+    /// exits: the runner waits for the init itself.
+    InitStarted {
+        /// The init's pid (as the runner sees it).
+        pid: i32,
     },
     /// The command ended.
     Finished(HookStatus),

@@ -106,21 +106,79 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
         }
     });
     plan.remove().await;
-    clear_volatile_marker(spec);
+    retire_work(spec);
     report
 }
 
-/// overlayfs refuses a work dir holding `work/incompat/volatile/dirty` (left by a `volatile` mount
-/// so that a crash is noticed); after a clean run it is ours to remove.
-fn clear_volatile_marker(spec: &SandboxSpec) {
+/// The prefix of what [`retire_work`] leaves in a work dir.
+const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
+
+/// overlayfs creates `work/` in the work dir at every mount and refuses one whose
+/// `work/incompat/volatile/dirty` (left by a `volatile` mount so that a crash is noticed)
+/// exists. Renaming `work/` aside makes the work dir reusable at the cost of one rename;
+/// removing it would free blocks, which on a filesystem mounted with `discard` blocks for a
+/// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
+/// helper of the next run with this work dir removes the retired ones
+/// ([`remove_retired_work`]) while the runner waits for the sandbox. Its directories
+/// (overlayfs creates some with mode 000) are opened up for their owner first, so that any
+/// remover that does not chmod as it goes can delete the work dir.
+fn retire_work(spec: &SandboxSpec) {
     use std::os::unix::fs::PermissionsExt;
     let inner = spec.work.join("work");
-    if std::fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
-        let incompat = inner.join("incompat");
-        for dir in [&inner, &incompat, &incompat.join("volatile")] {
-            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    if !std::fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
+    let incompat = inner.join("incompat");
+    for dir in [&inner, &incompat, &incompat.join("volatile")] {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let retired = spec
+        .work
+        .join(format!("{STALE_WORK_PREFIX}{}", fresh_run_id()));
+    if std::fs::rename(&inner, &retired).is_err() {
+        remove_tree(&inner);
+    }
+}
+
+/// Removes what [`retire_work`] left in the work dir `work` (the helper does, as the owner of
+/// the work dir in its user namespace, after forking the init: off the runner's path).
+pub(super) fn remove_retired_work(work: &std::path::Path) {
+    for entry in stale_work_entries(work) {
+        remove_tree(&entry);
+    }
+}
+
+/// Entries of `work` that [`retire_work`] left there.
+fn stale_work_entries(work: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(work) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(STALE_WORK_PREFIX.as_bytes())
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Removes a tree overlayfs created (its directories may have mode 000), opening each
+/// directory for its owner first; never follows a symlink.
+fn remove_tree(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    fn open_up(dir: &std::path::Path) {
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                open_up(&entry.path());
+            }
         }
-        let _ = std::fs::remove_dir_all(incompat);
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        open_up(path);
+        let _ = std::fs::remove_dir_all(path);
     }
 }
 
@@ -217,7 +275,12 @@ async fn supervise(
             Ok(HelperMessage::SetupFailed { step, errno }) => {
                 return Err(setup_failed(step, errno));
             }
-            Ok(HelperMessage::Finished(_) | HelperMessage::HandlerMissing) | Err(_) => {
+            Ok(
+                HelperMessage::Finished(_)
+                | HelperMessage::HandlerMissing
+                | HelperMessage::InitStarted { .. },
+            )
+            | Err(_) => {
                 return Err(SandboxError::HelperDied {
                     status: "before it created the namespaces".to_owned(),
                 });
@@ -239,8 +302,31 @@ async fn supervise(
         return Err(error);
     }
 
+    // The helper forks the sandbox's init as our child, names it, removes what earlier runs
+    // retired from the work dir and exits; the init may report before the helper does.
+    let mut last = None;
+    let init = loop {
+        match receive(&mut control).await {
+            Ok(HelperMessage::InitStarted { pid }) => break Some(pid),
+            Ok(message) => last = Some(message),
+            Err(_) => break None,
+        }
+    };
+    let Some(init) = init else {
+        let helper = child
+            .wait()
+            .await
+            .map_err(protocol_error("wait for the helper"))?;
+        return Err(match last {
+            Some(HelperMessage::SetupFailed { step, errno }) => setup_failed(step, errno),
+            _ => SandboxError::HelperDied {
+                status: helper.to_string(),
+            },
+        });
+    };
+    let mut init = SandboxInit::adopt(init).map_err(protocol_error("watch the sandbox init"))?;
+
     let reports = tokio::spawn(async move {
-        let mut last = None;
         while let Ok(message) = receive(&mut control).await {
             last = Some(message);
         }
@@ -249,20 +335,22 @@ async fn supervise(
 
     let mut timed_out = None;
     let status = match spec.limits.timeout {
-        Some(limit) => match tokio::time::timeout(limit, child.wait()).await {
+        Some(limit) => match tokio::time::timeout(limit, init.wait()).await {
             Ok(status) => status,
             Err(_) => {
                 timed_out = Some(limit);
-                // The helper's death takes the init (PR_SET_PDEATHSIG) and with it the whole
-                // pid namespace.
-                let _ = child.start_kill();
-                child.wait().await
+                // The death of pid 1 takes the whole pid namespace.
+                init.kill();
+                init.wait().await
             }
         },
-        None => child.wait().await,
+        None => init.wait().await,
     }
-    .map_err(protocol_error("wait for the helper"))?;
+    .map_err(protocol_error("wait for the sandbox init"))?;
     let duration = started.elapsed();
+    // The helper is reaped if it is done; one still waiting on a removal in the work dir is
+    // killed when `child` drops (tokio reaps it later), and the next run finishes the removal.
+    let _ = child.try_wait();
 
     let last = reports.await.ok().flatten();
     let mut captured = Captured::default();
@@ -288,12 +376,83 @@ async fn supervise(
             limit: LimitKind::Memory,
         },
         _ => {
-            return Err(SandboxError::HelperDied {
-                status: status.to_string(),
-            });
+            return Err(SandboxError::HelperDied { status });
         }
     };
     Ok((outcome, duration, captured))
+}
+
+/// The sandbox's pid 1, our child (the helper forks it with `CLONE_PARENT`), watched through
+/// a pidfd. Dropped before it was reaped (a cancelled run), it is killed, and with it its pid
+/// namespace.
+struct SandboxInit {
+    pidfd: tokio::io::unix::AsyncFd<OwnedFd>,
+    reaped: bool,
+}
+
+impl SandboxInit {
+    /// Takes over the child `pid`. It cannot be another process: only we can reap our child,
+    /// so its pid is not reused before we do.
+    fn adopt(pid: i32) -> std::io::Result<Self> {
+        let pid = rustix::process::Pid::from_raw(pid)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::NONBLOCK)?;
+        Ok(Self {
+            pidfd: sys::watch_readable(pidfd)?,
+            reaped: false,
+        })
+    }
+
+    /// Waits for the init to end (its pidfd turns readable once the pid namespace is empty)
+    /// and reaps it; returns its wait status as text.
+    async fn wait(&mut self) -> std::io::Result<String> {
+        loop {
+            let mut ready = self.pidfd.readable().await?;
+            if let Some(status) = reap(ready.get_inner(), rustix::process::WaitIdOptions::NOHANG)? {
+                drop(ready);
+                self.reaped = true;
+                return Ok(status);
+            }
+            ready.clear_ready();
+        }
+    }
+
+    /// SIGKILL to the init: the kernel then kills every process of its pid namespace.
+    fn kill(&self) {
+        let _ =
+            rustix::process::pidfd_send_signal(self.pidfd.get_ref(), rustix::process::Signal::KILL);
+    }
+}
+
+impl Drop for SandboxInit {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            let _ = reap(
+                self.pidfd.get_ref(),
+                rustix::process::WaitIdOptions::empty(),
+            );
+        }
+    }
+}
+
+/// waitid(2) `P_PIDFD` with `WEXITED | options`: the wait status as text once it ended.
+fn reap(
+    pidfd: &OwnedFd,
+    options: rustix::process::WaitIdOptions,
+) -> std::io::Result<Option<String>> {
+    use rustix::process::{WaitId, WaitIdOptions, waitid};
+    let status = waitid(
+        WaitId::PidFd(pidfd.as_fd()),
+        WaitIdOptions::EXITED | options,
+    )?;
+    Ok(status.map(
+        |status| match (status.exit_status(), status.terminating_signal()) {
+            (Some(code), _) => format!("exit status: {code}"),
+            (None, Some(signal)) => format!("signal: {signal}"),
+            (None, None) => "unknown status".to_owned(),
+        },
+    ))
 }
 
 fn setup_failed(step: String, errno: i32) -> SandboxError {

@@ -36,8 +36,10 @@ pub struct SandboxSpec {
     /// mounted `volatile`: nothing syncs the upper at unmount, so whoever commits the layer
     /// syncs it (syncfs or fsync) before making it part of the state.
     pub upper: PathBuf,
-    /// The overlay's work directory: empty, on the same filesystem as `upper`. `run` clears
-    /// the `volatile` marker overlayfs leaves in it, so it may be reused.
+    /// The overlay's work directory: empty, on the same filesystem as `upper`. `run` renames
+    /// the `work/` overlayfs leaves in it (with its `volatile` marker) to a
+    /// `.hookbox-stale-*` entry beside it, so it may be reused; the next run with the same
+    /// work dir removes such entries while its sandbox starts.
     pub work: PathBuf,
     /// Where the overlay is mounted inside the sandbox (absolute).
     pub charm_path: PathBuf,

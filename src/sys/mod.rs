@@ -29,6 +29,54 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
     }
 }
 
+/// The kernel's `struct clone_args` (linux/sched.h), version 0 (64 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+}
+
+/// `clone3(2)` with `CLONE_PARENT` and nothing shared: a fork whose child is our parent's
+/// child, not ours, so our parent waits for it (and its `PR_SET_PDEATHSIG` follows our
+/// parent) while we may exit at once. Only for the sandbox helper, single-threaded as for
+/// [`fork_single_threaded`].
+pub fn fork_as_sibling() -> io::Result<Forked> {
+    debug_assert_eq!(thread_count(), Some(1), "fork in a multi-threaded process");
+    let args = CloneArgs {
+        flags: libc::CLONE_PARENT as u64,
+        // With CLONE_PARENT the child's exit signal is ours; clone3 requires 0 here.
+        exit_signal: 0,
+        ..CloneArgs::default()
+    };
+    // SAFETY: without CLONE_VM the child runs on a private copy of our memory and stack, so
+    // returning into Rust code in both processes is a fork; the process is single-threaded
+    // (asserted above in debug builds), so the child inherits no lock held by another thread.
+    // glibc's cached thread id is stale in the child, which only pthread functions the helper
+    // never calls read (raise(3) asks the kernel with gettid(2)). `args` is a live, initialised
+    // `struct clone_args` whose size is passed alongside; the kernel only reads it.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(
+            rustix::process::Pid::from_raw(pid as i32).expect("clone3 returns a positive pid"),
+        )),
+    }
+}
+
 /// The number of threads of this process, from `/proc/self/status`.
 pub fn thread_count() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -227,4 +275,14 @@ pub fn receive_with_rights(
         ));
     }
     Ok((message.bytes, fds))
+}
+
+/// Registers `fd` with the current tokio reactor for readability (the runner's pidfds).
+/// Panics outside a tokio runtime.
+pub fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: tokio requires the descriptor to stay open and to be the same one for the life
+    // of the `AsyncFd`: the `OwnedFd` moved into it is closed only when the `AsyncFd` drops
+    // it, and its `as_raw_fd` never changes.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
 }
