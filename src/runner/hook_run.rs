@@ -567,31 +567,6 @@ fn sync_upper(upper: &Path) -> Result<(), RunnerError> {
     Ok(())
 }
 
-/// A private directory for the hook-tool socket, on a memory filesystem when there is one
-/// (`$XDG_RUNTIME_DIR`, else `/dev/shm`): creating and removing it then never waits for the
-/// disk. Mode 0755: the sandbox's root reaches the socket (mode 0666) inside.
-pub(crate) fn agent_dir() -> Result<tempfile::TempDir, RunnerError> {
-    let candidates = [
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-        Some(PathBuf::from("/dev/shm")),
-    ];
-    let create = |base: &Path| {
-        let dir = tempfile::Builder::new()
-            .prefix("hookbox-agent-")
-            .tempdir_in(base)?;
-        // Set after creation: the umask would narrow a mode given to mkdir.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        Ok::<_, std::io::Error>(dir)
-    };
-    for base in candidates.into_iter().flatten() {
-        if let Ok(dir) = create(&base) {
-            return Ok(dir);
-        }
-    }
-    let base = std::env::temp_dir();
-    create(&base).map_err(RunnerError::io("create the agent directory in", base))
-}
-
 /// Debug events with the time each step of a run took (`--log-level debug`).
 struct Steps<'a> {
     unit: &'a UnitName,
