@@ -352,6 +352,7 @@ bench_units() {
   }
   mkcharm small 10
   mkcharm big 20000
+  echo "== units, end to end through the CLI, median of $RUNS runs (uid $(id -u), load $(cut -d' ' -f1-3 /proc/loadavg))"
   "${hb[@]}" deploy "$dir/small" small >/dev/null
   "${hb[@]}" deploy "$dir/big" big >/dev/null
   FIG[bwrap]=${FIG[bwrap]:-$(median_ms bwrap --unshare-all --ro-bind /usr /usr --ro-bind /etc /etc \
@@ -394,6 +395,7 @@ bench_units() {
   echo "charm store copies of 'small': $(grep -l '"name": *"small"' "$dir"/state/charms/*/charm.json | wc -l)"
   echo "charm base size: $(du -sb "$dir/state/charms" | cut -f1) bytes (all charms); units of 'many' on disk: $(du -sb "$dir"/state/units/many-* | awk '{ s += $1 } END { print s }') bytes"
   echo "layer bytes of 'many' (apparent size of the files hooks wrote): $(find "$dir"/state/units/many-*/layers -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')"
+  echo "load after bench_units: $(cut -d' ' -f1-3 /proc/loadavg)"
   rm -rf "$dir"
 }
 

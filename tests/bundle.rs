@@ -261,8 +261,7 @@ fn bundle_config_mirrors_the_sandbox() {
 
 #[test]
 fn rootless_bundle_maps_the_caller_to_root_with_rlimits() {
-    if !util::is_root() {
-        eprintln!("skipping: running as uid 65534 needs root");
+    if !util::require_root() {
         return;
     }
     let env = TestEnv::new();
@@ -364,8 +363,7 @@ fn export_refuses_a_non_empty_output_and_bad_layers() {
 
 #[test]
 fn crun_runs_the_bundle_as_root() {
-    if !util::is_root() {
-        eprintln!("skipping: the root variant needs root");
+    if !util::require_root() {
         return;
     }
     if !util::sandbox_available() || !runtime_available("crun") {
@@ -396,8 +394,7 @@ fn crun_runs_the_bundle_as_root() {
 
 #[test]
 fn crun_runs_the_bundle_rootless() {
-    if !util::is_root() {
-        eprintln!("skipping: running as uid 65534 needs root");
+    if !util::require_root() {
         return;
     }
     if !util::sandbox_available() || !runtime_available("crun") {
@@ -428,16 +425,8 @@ fn crun_runs_the_bundle_rootless() {
         quoted.join(" "),
         crun_in_private_cgroupfs(&state, &bundle, &container_id("crun-rootless"))
     );
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .args([
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "sh",
-            "-c",
-        ])
+    let output = util::as_nobody("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
         .arg(&script)
         .env("HOME", env.path())
         .output()
@@ -447,8 +436,7 @@ fn crun_runs_the_bundle_rootless() {
 
 #[test]
 fn runc_runs_the_bundle_as_root() {
-    if !util::is_root() {
-        eprintln!("skipping: the root variant needs root");
+    if !util::require_root() {
         return;
     }
     if !util::sandbox_available() || !runtime_available("runc") {
@@ -477,8 +465,7 @@ fn runc_runs_the_bundle_as_root() {
 
 #[test]
 fn runc_runs_the_bundle_rootless_unchanged() {
-    if !util::is_root() {
-        eprintln!("skipping: running as uid 65534 needs root");
+    if !util::require_root() {
         return;
     }
     if !util::sandbox_available() || !runtime_available("runc") {
@@ -491,9 +478,7 @@ fn runc_runs_the_bundle_rootless_unchanged() {
         .args(export_args(&lower, &upper, &bundle, &[]))
         .assert()
         .success();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg("runc")
+    let output = util::as_nobody("runc")
         .arg("--root")
         .arg(env.path().join("runc-state"))
         .args(["run", "-b"])

@@ -581,8 +581,7 @@ fn verify_refuses_what_ingest_refuses() {
 
 #[test]
 fn ingest_works_rootless_and_leaves_nothing_on_refusal() {
-    if !crate::util::is_root() {
-        eprintln!("skipping: needs root to run as uid 65534");
+    if !crate::util::require_root() {
         return;
     }
     let env = TestEnv::new();
@@ -661,4 +660,41 @@ fn a_charmcraft_yaml_charm_without_metadata_yaml_ingests() {
             "member charmcraft.yaml: invalid charm file",
         ))
         .stderr(predicates::str::contains("port"));
+}
+
+#[test]
+fn file_modes_keep_their_read_and_execute_bits_and_lose_write_bits() {
+    let env = TestEnv::new();
+    let charm = |secret_mode: u32, tool_mode: u32| {
+        let mut tar = TarBuilder::new();
+        tar.file("metadata.yaml", 0o644, b"name: modes\n")
+            .file("secret.key", secret_mode, b"key\n")
+            .file("bin/tool", tool_mode, b"#!/bin/sh\n")
+            .file("group-only", 0o750, b"#!/bin/sh\n")
+            .file("exec-only", 0o711, b"#!/bin/sh\n");
+        tar.finish()
+    };
+    let source = write_source(&env, "modes.tar", &charm(0o600, 0o755));
+    let report = ingest_json(&env, &source);
+    let tree = PathBuf::from(report["tree"].as_str().unwrap());
+    let mode = |p: &str| fs::symlink_metadata(tree.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!(
+        mode("secret.key"),
+        0o400,
+        "a 0600 file must not become world-readable"
+    );
+    assert_eq!(mode("bin/tool"), 0o555);
+    assert_eq!(mode("group-only"), 0o550);
+    assert_eq!(mode("exec-only"), 0o511);
+    assert_eq!(mode("metadata.yaml"), 0o444);
+    assert_eq!(mode("bin"), 0o555);
+    assert_eq!(
+        tree_digest(&tree).unwrap().to_string(),
+        report["digest"].as_str().unwrap()
+    );
+    // Write bits do not count; read and execute bits do.
+    let writable = write_source(&env, "writable.tar", &charm(0o600, 0o777));
+    assert_eq!(ingest_json(&env, &writable)["digest"], report["digest"]);
+    let readable = write_source(&env, "readable.tar", &charm(0o644, 0o755));
+    assert_ne!(ingest_json(&env, &readable)["digest"], report["digest"]);
 }

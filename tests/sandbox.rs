@@ -8,23 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{self, TestEnv};
 
-/// The identities a sandbox test runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Identity {
-    /// The test's own user (root on CI).
-    Caller,
-    /// uid 65534 through setpriv (rootless).
-    Nobody,
-}
-
-/// The identities available here.
-pub fn identities() -> Vec<Identity> {
-    if util::is_root() {
-        vec![Identity::Caller, Identity::Nobody]
-    } else {
-        vec![Identity::Caller]
-    }
-}
+pub use crate::util::{Identity, identities};
 
 /// A test's sandbox: one lower layer with a few files, an empty upper dir.
 pub struct Fixture {
@@ -181,7 +165,7 @@ fn writes_land_in_the_upper_dir_and_lowers_are_untouched() {
 #[test]
 fn root_mode_hooks_own_a_root_owned_charm_base() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    if !util::sandbox_available() || !util::is_root() {
+    if !util::sandbox_available() || !util::require_root() {
         return;
     }
     let f = Fixture::new(Identity::Caller);
@@ -553,4 +537,22 @@ fn sigterm_is_forwarded_to_the_command() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(42));
+}
+
+/// The overlay's work dir (beside the upper, with overlayfs's mode-000 `work/` in it) is
+/// removed when the run ends.
+#[test]
+fn the_work_dir_is_removed_after_the_run() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, _, err) = f.sh(&[], "echo x > written && mkdir -p d/e && rm -r d");
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        let leftovers: Vec<_> = std::fs::read_dir(f.env.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".hookbox-work-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{identity:?}: {leftovers:?}");
+    });
 }

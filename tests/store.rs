@@ -5,7 +5,6 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use hookbox::store::StateRoot;
 use hookbox::store::charms::CharmStore;
@@ -141,8 +140,8 @@ fn flattening_reads_directories_and_files_a_hook_made_unreadable() {
         flatten_layers(std::slice::from_ref(&staging), OverlayXattrs::User).unwrap(),
         diff
     );
-    hookbox::store::squash::remove_tree(&staging).unwrap();
-    hookbox::store::squash::remove_tree(&layer).unwrap();
+    hookbox::store::fsops::remove_tree(&staging).unwrap();
+    hookbox::store::fsops::remove_tree(&layer).unwrap();
 }
 
 /// The tests above again as uid 65534, where a mode really denies access, from a copy of
@@ -152,31 +151,12 @@ fn store_tests_pass_as_uid_65534() {
     if std::env::var_os("HOOKBOX_STORE_ROOTLESS_CHILD").is_some() {
         return; // This is the child run itself.
     }
-    if !crate::util::is_root() {
-        eprintln!("skipping: not root, so this whole run already is the rootless path");
+    if !crate::util::require_root() {
         return;
     }
-    let env = TestEnv::new();
-    let copy = env.path().join("tests-binary");
-    fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&copy)
-        .args(["store::", "--test-threads=2"])
-        .env("HOOKBOX_STORE_ROOTLESS_CHILD", "1")
-        .env("TMPDIR", env.path())
-        .env("HOME", env.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "store tests failed as uid 65534:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("flattening_reads_directories_and_files_a_hook_made_unreadable ... ok"),
-        "{stdout}"
+    crate::util::rerun_tests_as_nobody(
+        "store::",
+        "HOOKBOX_STORE_ROOTLESS_CHILD",
+        "flattening_reads_directories_and_files_a_hook_made_unreadable",
     );
 }

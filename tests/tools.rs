@@ -45,7 +45,7 @@ impl ToolEnv {
         let socket = dir.path().join("agent.socket");
         let server = {
             let _guard = runtime.enter();
-            ToolServer::start(&socket, context).unwrap()
+            ToolServer::start(&socket, context, rustix::process::getuid().as_raw()).unwrap()
         };
         Self {
             server,
@@ -732,9 +732,7 @@ fn stale_context_and_calls_after_the_hook_fail() {
         .assert()
         .code(1)
         .stdout("")
-        .stderr(format!(
-            "ERROR bad request: expected context id \"{CONTEXT_ID}\", got \"web-0-install-1\"\n"
-        ));
+        .stderr("ERROR bad request: unknown context id \"web-0-install-1\"\n");
     env.tool("juju-log")
         .env_remove("JUJU_CONTEXT_ID")
         .arg("x")
@@ -758,9 +756,7 @@ fn stale_context_and_calls_after_the_hook_fail() {
     assert_eq!(effects.unit_status.unwrap().message, "done");
     assert_eq!(
         env.run("status-set", &["blocked", "late"]),
-        failed(&format!(
-            "bad request: expected context id \"\", got \"{CONTEXT_ID}\""
-        ))
+        failed(&format!("bad request: unknown context id \"{CONTEXT_ID}\""))
     );
     assert_eq!(env.finish(), HookEffects::default());
     let socket = env.server.socket_path().to_owned();
@@ -1161,4 +1157,116 @@ fn client_reports_a_missing_socket_like_go() {
             socket.display()
         ));
     let _ = std::io::stderr().flush();
+}
+
+/// One raw request line to the tool server and its one answer line.
+fn raw_call(socket: &Path, request: &hookbox::tools::protocol::ToolRequest) -> String {
+    use std::io::BufRead;
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let mut line = serde_json::to_vec(request).unwrap();
+    line.push(b'\n');
+    stream.write_all(&line).unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut answer)
+        .unwrap();
+    answer
+}
+
+#[test]
+fn a_refusal_never_reveals_the_context_id_and_nothing_is_valid_after_the_hook() {
+    use hookbox::tools::protocol::ToolRequest;
+    let env = ToolEnv::new(context());
+    let socket = env.server.socket_path().to_owned();
+    let request = |id: &str| ToolRequest {
+        context_id: id.to_owned(),
+        dir: "/".to_owned(),
+        command: "is-leader".to_owned(),
+        ..ToolRequest::default()
+    };
+    for guess in ["", "web-0", "x"] {
+        let answer = raw_call(&socket, &request(guess));
+        assert!(!answer.contains(CONTEXT_ID), "{answer}");
+        assert_eq!(
+            answer,
+            format!("{{\"error\":\"bad request: unknown context id \\\"{guess}\\\"\"}}\n")
+        );
+    }
+    assert!(raw_call(&socket, &request(CONTEXT_ID)).contains("\"done\""));
+    env.finish();
+    for id in ["", CONTEXT_ID] {
+        assert_eq!(
+            raw_call(&socket, &request(id)),
+            format!("{{\"error\":\"bad request: unknown context id \\\"{id}\\\"\"}}\n")
+        );
+    }
+}
+
+#[test]
+fn the_socket_answers_only_the_hooks_uid() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = ToolEnv::new(context());
+    let socket = env.server.socket_path().to_owned();
+    let meta = std::fs::metadata(&socket).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o777, meta.uid()),
+        (0o600, rustix::process::getuid().as_raw())
+    );
+    if !util::require_root() {
+        return;
+    }
+    // Open the way for uid 65534 so that only the peer check stands between it and the
+    // hook's tools.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let tool = env.dir.path().join("is-leader");
+    std::fs::copy(util::binary(), &tool).unwrap();
+    let output = util::as_nobody(&tool)
+        .env_clear()
+        .env("JUJU_CONTEXT_ID", CONTEXT_ID)
+        .env("JUJU_AGENT_SOCKET_ADDRESS", &socket)
+        .env("JUJU_AGENT_SOCKET_NETWORK", "unix")
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned()
+        ),
+        (
+            Some(1),
+            String::new(),
+            format!(
+                "ERROR bad request: caller uid {} is not the hook's\n",
+                util::NOBODY
+            )
+        )
+    );
+    assert_eq!(env.run("is-leader", &[]), ok("True\n"));
+}
+
+#[test]
+fn a_socket_path_longer_than_a_socket_address_is_bound_through_its_directory() {
+    use std::os::unix::fs::FileTypeExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+    std::fs::create_dir_all(&deep).unwrap();
+    let socket = deep.join("agent.socket");
+    assert!(socket.as_os_str().len() > 108);
+    let _guard = runtime.enter();
+    let server = ToolServer::start(&socket, context(), rustix::process::getuid().as_raw()).unwrap();
+    assert!(
+        std::fs::symlink_metadata(&socket)
+            .unwrap()
+            .file_type()
+            .is_socket()
+    );
+    drop(server);
+    assert!(!socket.exists());
 }

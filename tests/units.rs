@@ -9,38 +9,29 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{self, TestEnv};
+use crate::util::{self, Identity, TestEnv};
 
 mod crash;
+mod handlers;
 mod lifecycle;
 mod relations;
 mod shell;
 mod upgrade;
 
-/// Who runs hookbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// The test's own user (root in CI).
-    Caller,
-    /// uid 65534, rootless.
-    Nobody,
-}
-
 /// A test's world plus how hookbox is run.
 pub struct Units {
     pub env: TestEnv,
-    pub mode: Mode,
+    pub mode: Identity,
 }
 
 impl Units {
     /// A fresh state root; `None` (test skipped) when sandboxes cannot run here, or when
     /// `mode` is Nobody and the tests do not run as root.
-    pub fn new(mode: Mode) -> Option<Self> {
+    pub fn new(mode: Identity) -> Option<Self> {
         if !util::sandbox_available() {
             return None;
         }
-        if mode == Mode::Nobody && !util::is_root() {
-            eprintln!("skipping the uid 65534 variant: the tests do not run as root");
+        if mode == Identity::Nobody && !util::require_root() {
             return None;
         }
         Some(Self {
@@ -52,27 +43,17 @@ impl Units {
     /// `hookbox --root ROOT` as the mode's user.
     pub fn hb(&self) -> assert_cmd::Command {
         match self.mode {
-            Mode::Caller => self.env.hookbox(),
-            Mode::Nobody => self.env.hookbox_as_nobody(),
+            Identity::Caller => self.env.hookbox(),
+            Identity::Nobody => self.env.hookbox_as_nobody(),
         }
     }
 
     /// The same command as a std `Command` (to spawn and kill).
     pub fn command(&self) -> Command {
         let mut cmd = match self.mode {
-            Mode::Caller => Command::new(util::binary()),
-            Mode::Nobody => {
-                drop(self.env.hookbox_as_nobody());
-                let mut cmd = Command::new("setpriv");
-                cmd.args([
-                    "--reuid",
-                    "65534",
-                    "--regid",
-                    "65534",
-                    "--clear-groups",
-                    "--",
-                ])
-                .arg(self.env.path().join("bin/hookbox"));
+            Identity::Caller => Command::new(util::binary()),
+            Identity::Nobody => {
+                let mut cmd = util::as_nobody(self.env.nobody_binary());
                 cmd.env("HOME", self.env.path());
                 cmd
             }
@@ -217,7 +198,7 @@ pub fn tricky_charm(env: &TestEnv) -> PathBuf {
     write_charm(env, "tricky", "", &files)
 }
 
-fn deploy_hello(mode: Mode) {
+fn deploy_hello(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let charm = hello(&u.env);
     let out = u.expect(
@@ -304,15 +285,15 @@ fn deploy_hello(mode: Mode) {
 
 #[test]
 fn deploy_hello_as_caller() {
-    deploy_hello(Mode::Caller);
+    deploy_hello(Identity::Caller);
 }
 
 #[test]
 fn deploy_hello_as_nobody() {
-    deploy_hello(Mode::Nobody);
+    deploy_hello(Identity::Nobody);
 }
 
-fn environment_and_handlers(mode: Mode) {
+fn environment_and_handlers(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let charm = tricky_charm(&u.env);
     u.expect(&["deploy", charm.to_str().unwrap(), "tricky"], 0);
@@ -398,12 +379,12 @@ fn environment_and_handlers(mode: Mode) {
 
 #[test]
 fn environment_and_handlers_as_caller() {
-    environment_and_handlers(Mode::Caller);
+    environment_and_handlers(Identity::Caller);
 }
 
 #[test]
 fn environment_and_handlers_as_nobody() {
-    environment_and_handlers(Mode::Nobody);
+    environment_and_handlers(Identity::Nobody);
 }
 
 /// No process whose command line contains `marker` is left (the kernel kills the pid
@@ -425,7 +406,7 @@ pub fn assert_no_process(marker: &str) {
     }
 }
 
-fn failure_and_resolution(mode: Mode) {
+fn failure_and_resolution(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let charm = tricky_charm(&u.env);
     u.expect(&["deploy", charm.to_str().unwrap(), "tricky", "-n", "2"], 0);
@@ -548,17 +529,17 @@ fn failure_and_resolution(mode: Mode) {
 
 #[test]
 fn failure_and_resolution_as_caller() {
-    failure_and_resolution(Mode::Caller);
+    failure_and_resolution(Identity::Caller);
 }
 
 #[test]
 fn failure_and_resolution_as_nobody() {
-    failure_and_resolution(Mode::Nobody);
+    failure_and_resolution(Identity::Nobody);
 }
 
 #[test]
 fn a_failing_install_stops_that_unit_and_resolution_continues_the_deploy() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let charm = write_charm(
@@ -594,7 +575,7 @@ fn a_failing_install_stops_that_unit_and_resolution_continues_the_deploy() {
 
 #[test]
 fn two_runs_on_one_unit_serialise_and_the_second_says_what_it_waits_for() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let charm = write_charm(
@@ -631,7 +612,7 @@ fn two_runs_on_one_unit_serialise_and_the_second_says_what_it_waits_for() {
 
 #[test]
 fn dispatch_wins_over_hooks_and_gets_the_dispatch_path() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let charm = write_charm(
@@ -659,7 +640,7 @@ fn dispatch_wins_over_hooks_and_gets_the_dispatch_path() {
 
 #[test]
 fn bad_input_names_what_is_wrong_and_changes_nothing() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let charm = hello(&u.env);

@@ -36,7 +36,8 @@ pub fn run(root: &StateRoot, args: AddUnitArgs) -> anyhow::Result<ExitStatus> {
         &runner,
         &args.app,
         args.units,
-        args.parallel.unwrap_or_else(units::default_parallel),
+        args.parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         &units::print_wait,
     )?;
     if args.json {

@@ -58,7 +58,8 @@ pub fn run(root: &StateRoot, args: ConfigArgs) -> anyhow::Result<ExitStatus> {
         &args.app,
         &args.pairs,
         &args.reset,
-        args.parallel.unwrap_or_else(units::default_parallel),
+        args.parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         &units::print_wait,
     )?;
     let status = report

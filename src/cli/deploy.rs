@@ -5,10 +5,10 @@ use hookbox::exit::ExitStatus;
 use hookbox::model::AppName;
 use hookbox::model::runtime::RunSettings;
 use hookbox::runner::lifecycle::{self, DeployRequest};
-use hookbox::sandbox::Network;
 use hookbox::store::StateRoot;
 
 use super::output::print_json;
+use super::parse::NetworkArg;
 use super::units;
 
 /// Deploy a charm as an application and start its units.
@@ -50,24 +50,6 @@ pub struct DeployArgs {
     pub json: bool,
 }
 
-/// `--network`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum NetworkArg {
-    /// A private network namespace with only loopback.
-    None,
-    /// The host's network.
-    Host,
-}
-
-impl From<NetworkArg> for Network {
-    fn from(arg: NetworkArg) -> Self {
-        match arg {
-            NetworkArg::None => Network::None,
-            NetworkArg::Host => Network::Host,
-        }
-    }
-}
-
 /// Runs `hookbox deploy`.
 pub fn run(root: &StateRoot, args: DeployArgs) -> anyhow::Result<ExitStatus> {
     if let Some(t) = args.timeout
@@ -87,7 +69,9 @@ pub fn run(root: &StateRoot, args: DeployArgs) -> anyhow::Result<ExitStatus> {
             network: args.network.into(),
             timeout_secs: args.timeout,
         },
-        parallel: args.parallel.unwrap_or_else(units::default_parallel),
+        parallel: args
+            .parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
     };
     let report = lifecycle::deploy(&runner, &request, &units::print_wait)?;
     let status = report

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use hookbox::exit::ExitStatus;
 use hookbox::sandbox::bundle;
-use hookbox::sandbox::spec::{IdMapping, IdRange, Network, SandboxSpec};
+use hookbox::sandbox::spec::{IdMapping, IdRange, SandboxSpec};
 
 use super::output::print_json;
-use super::parse::{absolute, command_env, lowers, parse_bytes, parse_env};
+use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse_env};
 
 /// Arguments of `hookbox export-bundle`.
 #[derive(Debug, Args)]
@@ -89,15 +89,6 @@ pub struct ExportBundleArgs {
     pub command: Vec<String>,
 }
 
-/// `--network` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NetworkArg {
-    /// A private network namespace with loopback only.
-    None,
-    /// The host's network.
-    Host,
-}
-
 /// Writes the bundle and says how to run it.
 pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
     let out = std::path::absolute(&args.out)
@@ -123,10 +114,7 @@ pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
         spec.cwd = cwd;
     }
     spec.hostname = args.hostname;
-    spec.network = match args.network {
-        NetworkArg::None => Network::None,
-        NetworkArg::Host => Network::Host,
-    };
+    spec.network = args.network.into();
     spec.limits.timeout = args
         .timeout
         .map(Duration::try_from_secs_f64)

@@ -9,6 +9,7 @@ use hookbox::store::StateRoot;
 use hookbox::store::charms::Committed;
 
 use super::output::print_json;
+use super::parse::parse_bytes;
 
 /// Store a charm in the charm store, keyed by the sha256 of its canonical content.
 ///
@@ -68,22 +69,6 @@ impl LimitArgs {
     }
 }
 
-/// `123`, `64K`, `100M`, `2G` (powers of 1024).
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, shift) = match text.chars().last() {
-        Some('k' | 'K') => (&text[..text.len() - 1], 10),
-        Some('m' | 'M') => (&text[..text.len() - 1], 20),
-        Some('g' | 'G') => (&text[..text.len() - 1], 30),
-        _ => (text, 0),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| format!("{text:?} is not a size (e.g. 4096, 64K, 100M, 2G)"))
-}
-
 /// Runs `hookbox ingest`.
 pub fn run(root: &StateRoot, args: IngestArgs) -> anyhow::Result<ExitStatus> {
     let report = ingest::ingest(root, &args.path, &args.limits.limits())?;
@@ -113,18 +98,5 @@ pub fn run(root: &StateRoot, args: IngestArgs) -> anyhow::Result<ExitStatus> {
 pub fn print_warnings(warnings: &[Warning]) {
     for warning in warnings {
         eprintln!("warning: {}", warning.message);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
-        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
-        assert!(parse_bytes("lots").is_err());
     }
 }

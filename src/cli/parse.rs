@@ -6,7 +6,26 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use hookbox::sandbox::{IdMapping, Lower};
 
-/// `--memory`: bytes, or with a K, M or G suffix (binary multiples); more than zero.
+/// `--network`: the sandbox's network, for every command that has the flag.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum NetworkArg {
+    /// A private network namespace with loopback only.
+    None,
+    /// The host's network.
+    Host,
+}
+
+impl From<NetworkArg> for hookbox::sandbox::Network {
+    fn from(arg: NetworkArg) -> Self {
+        match arg {
+            NetworkArg::None => Self::None,
+            NetworkArg::Host => Self::Host,
+        }
+    }
+}
+
+/// A size flag (`--memory`, `--max-bytes`, ...): bytes, or with a K, M or G suffix (binary
+/// multiples); more than zero.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (digits, multiplier) = match text.char_indices().last() {
@@ -72,6 +91,8 @@ mod tests {
         assert_eq!(parse_bytes("1024"), Ok(1024));
         assert_eq!(parse_bytes("2g"), Ok(2 << 30));
         assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("lots").is_err());
+        assert_eq!(parse_bytes("64K"), Ok(64 << 10));
         assert!(parse_bytes("0").is_err());
     }
 

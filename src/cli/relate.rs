@@ -63,7 +63,8 @@ pub fn run_relate(root: &StateRoot, args: RelateArgs) -> anyhow::Result<ExitStat
         &runner,
         &args.a,
         &args.b,
-        args.parallel.unwrap_or_else(units::default_parallel),
+        args.parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         &units::print_wait,
     )?;
     finish(&report, "related", args.json)
@@ -88,7 +89,8 @@ pub fn run_unrelate(root: &StateRoot, args: UnrelateArgs) -> anyhow::Result<Exit
     let report = relations::unrelate(
         &runner,
         &target,
-        args.parallel.unwrap_or_else(units::default_parallel),
+        args.parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         &units::print_wait,
     )?;
     finish(&report, "removed relation", args.json)

@@ -79,7 +79,8 @@ pub fn run_app(root: &StateRoot, args: RemoveArgs) -> anyhow::Result<ExitStatus>
     let reports = lifecycle::remove_app(
         &runner,
         &args.app,
-        args.parallel.unwrap_or_else(units::default_parallel),
+        args.parallel
+            .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         &units::print_wait,
     )?;
     if args.json {

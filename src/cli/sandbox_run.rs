@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hookbox::sandbox::{self, BindMount, IdMapping, Image, Network, RunOptions, SandboxSpec};
+use hookbox::sandbox::{self, BindMount, IdMapping, Image, RunOptions, SandboxSpec};
 
-use super::parse::{absolute, command_env, lowers, parse_bytes, parse_env};
+use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse_env};
 
 /// Arguments of `hookbox sandbox-run`.
 #[derive(Debug, Args)]
@@ -87,15 +87,6 @@ pub struct SandboxRunArgs {
     pub command: Vec<String>,
 }
 
-/// `--network` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NetworkArg {
-    /// A private network namespace with loopback only.
-    None,
-    /// The host's network.
-    Host,
-}
-
 /// `--image` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ImageArg {
@@ -137,10 +128,7 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
             });
         }
     }
-    spec.network = match args.network {
-        NetworkArg::None => Network::None,
-        NetworkArg::Host => Network::Host,
-    };
+    spec.network = args.network.into();
     spec.image = match args.image {
         ImageArg::Host => Image::Host,
     };
@@ -192,15 +180,14 @@ fn work_dir_beside(upper: &Path) -> anyhow::Result<tempfile::TempDir> {
         .with_context(|| format!("create a work directory in {}", parent.display()))
 }
 
-/// Overlayfs leaves a mode-000 `work/` inside the work dir; open it up before removing.
+/// Removes the work dir: overlayfs leaves a mode-000 `work/` in it, which
+/// [`remove_tree`](hookbox::store::fsops::remove_tree) opens up without following a symlink
+/// the sandbox may have put there.
 fn remove_work_dir(dir: tempfile::TempDir) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(entries) = std::fs::read_dir(dir.path()) {
-        for entry in entries.flatten() {
-            let _ = std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700));
-        }
+    let path = dir.keep();
+    if let Err(error) = hookbox::store::fsops::remove_tree(&path) {
+        tracing::debug!(%error, "could not remove a work directory");
     }
-    let _ = dir.close();
 }
 
 fn parse_bind(text: &str) -> Result<(PathBuf, PathBuf), String> {

@@ -17,11 +17,6 @@ pub fn print_wait(message: &str) {
     eprintln!("{message}");
 }
 
-/// The number of CPUs, the default of `--parallel`.
-pub fn default_parallel() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// Parses `KEY=VALUE`.
 pub fn parse_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

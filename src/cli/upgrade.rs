@@ -75,7 +75,9 @@ pub fn run(root: &StateRoot, args: UpgradeArgs) -> anyhow::Result<ExitStatus> {
             app: args.app.clone(),
             target,
             force: args.force,
-            parallel: args.parallel.unwrap_or_else(units::default_parallel),
+            parallel: args
+                .parallel
+                .unwrap_or_else(hookbox::runner::lifecycle::default_parallel),
         },
         &units::print_wait,
     )?;

@@ -43,7 +43,7 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             print_json(&Refusal {
                 source: args.path.clone(),
                 refused: true,
-                error: super::render_chain(&anyhow::Error::new(err)),
+                error: hookbox::exit::error_chain(&err),
             })?;
             return Ok(ExitStatus::InvalidCharm);
         }

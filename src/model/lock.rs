@@ -89,7 +89,9 @@ impl Drop for UnitLock {
     }
 }
 
-fn flock_retrying(file: &File, op: FlockOperation) -> rustix::io::Result<()> {
+/// `flock(file, op)`, repeated while a signal interrupts the wait (`EINTR`): the one way
+/// hookbox waits for a lock file (the unit, application and relation-id locks).
+pub fn flock_retrying(file: &File, op: FlockOperation) -> rustix::io::Result<()> {
     loop {
         match rustix::fs::flock(file, op) {
             Err(Errno::INTR) => continue,

@@ -154,6 +154,12 @@ pub enum UnitError {
     Squash(#[from] SquashError),
 }
 
+impl From<crate::store::fsops::FsError> for UnitError {
+    fn from(err: crate::store::fsops::FsError) -> Self {
+        Self::Squash(err.into())
+    }
+}
+
 impl ClassifyExit for UnitError {
     fn exit_status(&self) -> ExitStatus {
         match self {

@@ -23,7 +23,7 @@ use crate::tools::context::{ActionEffects, HookEffects};
 use super::RunnerError;
 use super::context::{self, ContextInputs, EnvInputs, RelationTarget};
 use super::output_log;
-use super::tool_server::ToolServer;
+use super::tool_server::{self, ToolServer};
 
 /// A stored charm, loaded once per process.
 #[derive(Debug)]
@@ -290,10 +290,12 @@ impl Runner {
             }
         };
 
-        // The hook-tool socket, in a private directory bound into the sandbox.
-        let agent = agent_dir()?;
+        // The hook-tool socket, in a private directory of the unit bound into the sandbox,
+        // answering only the sandbox's root.
+        let ids = sandbox::IdMapping::for_current_user();
+        let agent = tool_server::create_agent_dir(unit.paths().dir(), &ids)?;
         let socket = agent.path().join(context::SOCKET_NAME);
-        let server = ToolServer::start(&socket, context)?;
+        let server = ToolServer::start(&socket, context, ids.host_root().0)?;
         steps.done("tool server");
 
         let charm_path = sandbox::spec::default_charm_path(name.app().as_str(), name.number());
@@ -584,31 +586,6 @@ fn sync_upper(upper: &Path) -> Result<(), RunnerError> {
     Ok(())
 }
 
-/// A private directory for the hook-tool socket, on a memory filesystem when there is one
-/// (`$XDG_RUNTIME_DIR`, else `/dev/shm`): creating and removing it then never waits for the
-/// disk. Mode 0755: the sandbox's root reaches the socket (mode 0666) inside.
-pub(crate) fn agent_dir() -> Result<tempfile::TempDir, RunnerError> {
-    let candidates = [
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-        Some(PathBuf::from("/dev/shm")),
-    ];
-    let create = |base: &Path| {
-        let dir = tempfile::Builder::new()
-            .prefix("hookbox-agent-")
-            .tempdir_in(base)?;
-        // Set after creation: the umask would narrow a mode given to mkdir.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
-        Ok::<_, std::io::Error>(dir)
-    };
-    for base in candidates.into_iter().flatten() {
-        if let Ok(dir) = create(&base) {
-            return Ok(dir);
-        }
-    }
-    let base = std::env::temp_dir();
-    create(&base).map_err(RunnerError::io("create the agent directory in", base))
-}
-
 /// Debug events with the time each step of a run took (`--log-level debug`).
 struct Steps<'a> {
     unit: &'a UnitName,
@@ -709,14 +686,4 @@ fn tools_dir(root: &StateRoot) -> Result<PathBuf, RunnerError> {
     Ok(dir)
 }
 
-/// "outer: inner: innermost" of an error and its sources.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use crate::exit::error_chain;

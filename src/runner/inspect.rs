@@ -280,7 +280,11 @@ pub fn shell(
         ))?;
     let interactive = argv.is_empty();
     let stdio_dir = if interactive {
-        Some(super::hook_run::agent_dir()?)
+        let ids = sandbox::IdMapping::for_current_user();
+        Some(super::tool_server::create_agent_dir(
+            unit.paths().dir(),
+            &ids,
+        )?)
     } else {
         None
     };

@@ -321,19 +321,12 @@ fn allocate_id(root: &StateRoot) -> Result<u64, RunnerError> {
             path: lock_path.clone(),
             source,
         })?;
-    loop {
-        match rustix::fs::flock(&lock, FlockOperation::LockExclusive) {
-            Ok(()) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => {
-                return Err(UnitError::Lock {
-                    path: lock_path,
-                    source: e.into(),
-                }
-                .into());
-            }
+    crate::model::lock::flock_retrying(&lock, FlockOperation::LockExclusive).map_err(|e| {
+        UnitError::Lock {
+            path: lock_path,
+            source: e.into(),
         }
-    }
+    })?;
     let path = root.path().join("relations.json");
     let mut counter: RelationCounter = atomic::read_json(&path)?.unwrap_or_default();
     // Never below an id in use (a counter file lost or restored from an older copy).

@@ -3,7 +3,7 @@
 //! [`HookSession`], and handing back the [`HookEffects`] when the hook ends so the runner
 //! applies them only if the hook succeeded.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -11,6 +11,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::exit::{ClassifyExit, ExitStatus};
+use crate::sandbox::IdMapping;
+use crate::store::fsops::remove_tree;
 use crate::tools::context::{HookContext, HookEffects};
 use crate::tools::protocol::{ToolRequest, ToolResponse};
 use crate::tools::session::HookSession;
@@ -25,6 +27,25 @@ pub enum ToolServerError {
     #[error("cannot listen on hook tool socket {path}")]
     Bind {
         /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A socket directory left by a killed runner could not be removed.
+    #[error("cannot remove a stale hook tool directory")]
+    ClearAgentDir {
+        /// The removal's error (it names the path).
+        #[source]
+        source: crate::store::fsops::FsError,
+    },
+    /// The private directory holding the socket could not be made.
+    #[error("cannot {action} the hook tool directory {path}")]
+    AgentDir {
+        /// What failed (`create`, `restrict`, `list`).
+        action: &'static str,
+        /// The directory.
         path: PathBuf,
         /// The underlying error.
         #[source]
@@ -55,20 +76,24 @@ pub struct ToolServerHandle {
 }
 
 impl ToolServer {
-    /// Listens on `socket_path` (a filesystem socket, mode 0666: the context id is the
-    /// credential) and serves the tools of the hook described by `context`. Must be called
-    /// within a tokio runtime.
+    /// Listens on `socket_path` and serves the tools of the hook described by `context` to
+    /// callers whose uid (`SO_PEERCRED`, as the host sees it) is `peer_uid`: the host uid the
+    /// sandbox's root maps to ([`IdMapping::host_root`]). The socket belongs to `peer_uid`,
+    /// mode 0600, in a directory only the sandbox can search ([`create_agent_dir`]); the
+    /// context id is checked on every call too. Must be called within a tokio runtime.
     pub fn start(
         socket_path: &Path,
         context: HookContext,
+        peer_uid: u32,
     ) -> Result<ToolServerHandle, ToolServerError> {
         let bind_error = |source| ToolServerError::Bind {
             path: socket_path.to_owned(),
             source,
         };
-        let listener = UnixListener::bind(socket_path).map_err(bind_error)?;
-        std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o666))
+        let listener = bind(socket_path).map_err(bind_error)?;
+        std::fs::set_permissions(socket_path, std::fs::Permissions::from_mode(0o600))
             .map_err(bind_error)?;
+        std::os::unix::fs::lchown(socket_path, Some(peer_uid), None).map_err(bind_error)?;
         let state = Arc::new(Mutex::new(ServerState {
             session: HookSession::new(context),
             finished: false,
@@ -78,7 +103,11 @@ impl ToolServer {
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(stream, Arc::clone(&accept_state)));
+                        tokio::spawn(serve_connection(
+                            stream,
+                            Arc::clone(&accept_state),
+                            peer_uid,
+                        ));
                     }
                     Err(err) => {
                         tracing::warn!(error = %err, "hook tool socket accept failed");
@@ -93,6 +122,85 @@ impl ToolServer {
             socket_path: socket_path.to_owned(),
         })
     }
+}
+
+/// Binds `path`; a path longer than a socket address holds (108 bytes, `unix(7)`) is bound
+/// through `/proc/self/fd/<its directory>/<name>`, which names the same place.
+fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    const SUN_PATH_MAX: usize = 107;
+    if path.as_os_str().len() <= SUN_PATH_MAX {
+        return UnixListener::bind(path);
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return UnixListener::bind(path);
+    };
+    let dir = std::fs::File::open(parent)?;
+    let short = Path::new("/proc/self/fd")
+        .join(std::os::fd::AsRawFd::as_raw_fd(&dir).to_string())
+        .join(name);
+    UnixListener::bind(short)
+}
+
+/// The directory of the name `run` in a unit's directory (`units/<u>/run/`) that holds the
+/// hook-tool socket directories of its hook runs.
+pub const AGENT_DIRS: &str = "run";
+
+/// Creates `<unit_dir>/run/<random>/`, the private directory the socket of one hook run
+/// lives in and that is bound into its sandbox: mode 0700 rootless (the caller is the
+/// sandbox's root); as root, group = the id range's root gid and mode 0710, so the
+/// sandbox can reach the socket and no other host user can. Directories left by a runner
+/// that was killed are removed first (the caller holds the unit's lock, so no other run of
+/// the unit is using one). The directory is removed when the returned guard is dropped.
+pub fn create_agent_dir(
+    unit_dir: &Path,
+    ids: &IdMapping,
+) -> Result<tempfile::TempDir, ToolServerError> {
+    let parent = unit_dir.join(AGENT_DIRS);
+    let error = |action, path: &Path| {
+        let path = path.to_owned();
+        move |source| ToolServerError::AgentDir {
+            action,
+            path,
+            source,
+        }
+    };
+    match std::fs::read_dir(&parent) {
+        Ok(entries) => {
+            for entry in entries {
+                let stale = entry.map_err(error("list", &parent))?.path();
+                remove_tree(&stale).map_err(|source| ToolServerError::ClearAgentDir { source })?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&parent)
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
+                .map_err(error("create", &parent))?;
+        }
+        Err(e) => return Err(error("list", &parent)(e)),
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("")
+        .rand_bytes(8)
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(&parent)
+        .map_err(error("create", &parent))?;
+    if let IdMapping::Range { .. } = ids {
+        let (_, gid) = ids.host_root();
+        for path in [parent.as_path(), dir.path()] {
+            std::os::unix::fs::lchown(path, None, Some(gid)).map_err(error("restrict", path))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o710))
+                .map_err(error("restrict", path))?;
+        }
+    }
+    Ok(dir)
 }
 
 impl ToolServerHandle {
@@ -125,7 +233,10 @@ fn lock(state: &Mutex<ServerState>) -> MutexGuard<'_, ServerState> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn serve_connection(stream: UnixStream, state: Arc<Mutex<ServerState>>) {
+async fn serve_connection(stream: UnixStream, state: Arc<Mutex<ServerState>>, peer_uid: u32) {
+    // Only the hook's own processes may call: the socket's mode keeps others out, and this
+    // keeps out whoever else can reach it (root, or a process that was handed the fd).
+    let caller = stream.peer_cred().map(|cred| cred.uid());
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
@@ -138,6 +249,17 @@ async fn serve_connection(stream: UnixStream, state: Arc<Mutex<ServerState>>) {
             Ok(0) => return,
             Ok(_) if !line.ends_with('\n') => {
                 ToolResponse::Error("bad request: request too large or truncated".to_owned())
+            }
+            Ok(_) if caller.as_ref().ok() != Some(&peer_uid) => {
+                let caller = caller
+                    .as_ref()
+                    .map_or_else(|e| e.to_string(), u32::to_string);
+                let refusal = format!("bad request: caller uid {caller} is not the hook's");
+                let mut bytes =
+                    serde_json::to_vec(&ToolResponse::Error(refusal)).unwrap_or_default();
+                bytes.push(b'\n');
+                let _ = write.write_all(&bytes).await;
+                return;
             }
             Ok(_) => match serde_json::from_str::<ToolRequest>(&line) {
                 Ok(request) => answer(&state, &request),
@@ -168,15 +290,13 @@ fn answer(state: &Mutex<ServerState>, request: &ToolRequest) -> ToolResponse {
         return ToolResponse::Error("bad request: Dir is not absolute".to_owned());
     }
     let mut state = lock(state);
-    let expected = if state.finished {
-        ""
-    } else {
-        state.session.context.context_id.as_str()
-    };
-    if request.context_id != expected {
+    // Juju says `expected context id "<want>", got "<got>"`: that would hand the hook's
+    // credential to anyone who asks, so only the caller's own id is echoed. Once the hook
+    // has ended no id is valid.
+    if state.finished || request.context_id != state.session.context.context_id {
         return ToolResponse::Error(format!(
-            "bad request: expected context id {:?}, got {:?}",
-            expected, request.context_id
+            "bad request: unknown context id {:?}",
+            request.context_id
         ));
     }
     let response = crate::tools::execute(&mut state.session, request);
@@ -189,4 +309,57 @@ fn answer(state: &Mutex<ServerState>, request: &ToolRequest) -> ToolResponse {
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+    use crate::sandbox::IdRange;
+
+    #[test]
+    fn the_agent_dir_is_private_to_the_unit_and_replaces_stale_ones() {
+        let unit = tempfile::tempdir().unwrap();
+        let stale = unit.path().join(AGENT_DIRS).join("left-by-a-killed-runner");
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("agent.socket"), "").unwrap();
+        let ids = IdMapping::Rootless {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        };
+        let dir = create_agent_dir(unit.path(), &ids).unwrap();
+        assert!(!stale.exists());
+        assert_eq!(dir.path().parent().unwrap(), unit.path().join(AGENT_DIRS));
+        assert_eq!(
+            std::fs::metadata(dir.path()).unwrap().mode() & 0o7777,
+            0o700
+        );
+        let path = dir.path().to_owned();
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn as_root_the_agent_dir_is_searchable_by_the_range_group_only() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipping: chown to the id range needs root");
+            return;
+        }
+        let unit = tempfile::tempdir().unwrap();
+        let range = |outside| IdRange {
+            inside: 0,
+            outside,
+            count: 65536,
+        };
+        let ids = IdMapping::Range {
+            uid: range(2_000_000),
+            gid: range(3_000_000),
+        };
+        let dir = create_agent_dir(unit.path(), &ids).unwrap();
+        for path in [unit.path().join(AGENT_DIRS), dir.path().to_owned()] {
+            let meta = std::fs::metadata(&path).unwrap();
+            assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o710, 3_000_000));
+        }
+    }
 }

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
@@ -22,7 +22,7 @@ use nix::sched::CloneFlags;
 use serde::{Deserialize, Serialize};
 
 use super::spec::{DEFAULT_ROOT_ID_BASE, DEFAULT_ROOT_ID_COUNT, SUBID_USER, subid_range};
-use crate::exit::{ClassifyExit, ExitStatus};
+use crate::exit::{ClassifyExit, ExitStatus, error_chain};
 
 /// The hidden subcommand the doctor re-executes itself with to run one probe.
 pub const PROBE_SUBCOMMAND: &str = "__doctor-probe";
@@ -97,18 +97,6 @@ fn step<E: Into<std::io::Error>>(what: impl Into<String>) -> impl FnOnce(E) -> D
         step,
         source: source.into(),
     }
-}
-
-/// "outer: inner: innermost", each message once.
-fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// One line of the doctor's report; the `--json` output is an array of these.
@@ -390,25 +378,11 @@ fn make_scratch(parent: &Path, probe: Probe) -> Result<tempfile::TempDir, Doctor
     Ok(dir)
 }
 
-/// Removes a scratch directory, first making every directory in it searchable again
-/// (overlayfs leaves `work/work` with mode 000).
+/// Removes a scratch directory (overlayfs leaves `work/work` with mode 000, which
+/// [`remove_tree`](crate::store::fsops::remove_tree) opens up, following no symlink).
 fn remove_scratch(dir: tempfile::TempDir) {
-    fn open_up(path: &Path) {
-        let Ok(meta) = fs::symlink_metadata(path) else {
-            return;
-        };
-        if !meta.is_dir() {
-            return;
-        }
-        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-        if let Ok(entries) = fs::read_dir(path) {
-            for entry in entries.flatten() {
-                open_up(&entry.path());
-            }
-        }
-    }
-    open_up(dir.path());
-    if let Err(error) = dir.close() {
+    let path = dir.keep();
+    if let Err(error) = crate::store::fsops::remove_tree(&path) {
         tracing::debug!(%error, "could not remove a doctor scratch directory");
     }
 }
@@ -720,7 +694,7 @@ pub fn run_probe(probe: Probe, scratch: Option<&Path>) -> ProbeOutcome {
     };
     match result {
         Ok(detail) => ProbeOutcome::pass(detail),
-        Err(err) => ProbeOutcome::fail(render_chain(&err), None),
+        Err(err) => ProbeOutcome::fail(error_chain(&err), None),
     }
 }
 
@@ -1275,7 +1249,7 @@ fn probe_cgroup_v1(controller: Controller) -> ProbeOutcome {
     let name = controller.name();
     let mounts = match CgroupMount::all() {
         Ok(m) => m,
-        Err(e) => return ProbeOutcome::fail(render_chain(&e), None),
+        Err(e) => return ProbeOutcome::fail(error_chain(&e), None),
     };
     let Some(mount) = mounts
         .iter()
@@ -1308,7 +1282,7 @@ fn probe_cgroup_v1(controller: Controller) -> ProbeOutcome {
             dir.display()
         )),
         Err(e) => ProbeOutcome::fail(
-            format!("cgroup v1 {name} is mounted but {}", render_chain(&e)),
+            format!("cgroup v1 {name} is mounted but {}", error_chain(&e)),
             Some(delegation_fix(&dir)),
         ),
     }
@@ -1316,7 +1290,7 @@ fn probe_cgroup_v1(controller: Controller) -> ProbeOutcome {
 
 /// Our cgroup v2 directory, or why there is none.
 fn cgroup_v2_dir() -> Result<PathBuf, ProbeOutcome> {
-    let mounts = CgroupMount::all().map_err(|e| ProbeOutcome::fail(render_chain(&e), None))?;
+    let mounts = CgroupMount::all().map_err(|e| ProbeOutcome::fail(error_chain(&e), None))?;
     let Some(mount) = mounts.iter().find(|m| m.fstype == "cgroup2") else {
         return Err(ProbeOutcome::fail(
             "no cgroup2 filesystem is mounted",
@@ -1390,7 +1364,7 @@ fn probe_cgroup_v2_delegation() -> ProbeOutcome {
             format!(
                 "cgroup v2 at {} is not delegated to us: {}",
                 dir.display(),
-                render_chain(&e)
+                error_chain(&e)
             ),
             Some(delegation_fix(&dir)),
         );

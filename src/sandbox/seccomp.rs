@@ -53,6 +53,11 @@ pub const DENIED: &[(&str, i64)] = &[
     ("pivot_root", libc::SYS_pivot_root),
     // Joining other namespaces (setns(2)).
     ("setns", libc::SYS_setns),
+    // io_uring performs syscalls' work without syscalls, out of this filter's sight, and
+    // has been a steady source of kernel privilege escalations (io_uring_setup(2)).
+    ("io_uring_setup", libc::SYS_io_uring_setup),
+    ("io_uring_enter", libc::SYS_io_uring_enter),
+    ("io_uring_register", libc::SYS_io_uring_register),
 ];
 
 /// Syscalls refused with EPERM when their first argument (the flags) asks for a new

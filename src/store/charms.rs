@@ -16,8 +16,9 @@ use rustix::fs::{Mode, OFlags, RenameFlags};
 use serde::{Deserialize, Serialize};
 
 use super::digest::CharmDigest;
+use super::fsops::{self, remove_tree};
 use super::merge::{LISTING_CACHE_FILE, Listing, MergeError};
-use super::{StateRoot, StoreError, atomic, fsops};
+use super::{StateRoot, StoreError, atomic};
 
 /// The file beside `tree/` describing a stored charm.
 pub const RECORD_FILE: &str = "charm.json";
@@ -293,13 +294,6 @@ impl CharmStore {
             }
         }
     }
-}
-
-/// Removes `path` and everything below it without following symlinks, making read-only
-/// directories writable first (the store's trees are 0555), iteratively with a bounded
-/// number of fds. A missing path is not an error.
-pub fn remove_tree(path: &Path) -> Result<(), StoreError> {
-    Ok(fsops::remove_tree(path)?)
 }
 
 /// The current time as RFC 3339 UTC (`2024-05-01T12:00:00Z`).

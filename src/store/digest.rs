@@ -396,7 +396,7 @@ mod tests {
             .join()
             .unwrap();
         assert_eq!(digests.0, digests.1);
-        crate::store::squash::remove_tree(&root).unwrap();
+        crate::store::fsops::remove_tree(&root).unwrap();
     }
 
     #[test]

@@ -142,17 +142,9 @@ pub(crate) fn open_dir_forcing(dir: impl AsFd, name: &CStr) -> Result<(OwnedFd, 
             Ok((fd, None))
         }
         Err(Errno::ACCESS) => {
-            let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-            if !FileType::from_raw_mode(stat.st_mode).is_dir() {
-                return Err(Errno::NOTDIR);
-            }
-            let mode = stat.st_mode & 0o7777;
-            rustix::fs::chmodat(
-                dir,
-                name,
-                Mode::from_raw_mode(mode | 0o700),
-                AtFlags::empty(),
-            )?;
+            let (entry, mode) = open_path_of_kind(dir, name, FileType::Directory)?;
+            let mode = mode.ok_or(Errno::NOTDIR)?;
+            chmod_opened(&entry, Mode::from_raw_mode(mode | 0o700))?;
             let fd = open_beneath(dir, name, DIR_FLAGS)?;
             Ok((fd, Some(mode)))
         }
@@ -167,21 +159,40 @@ pub(crate) fn open_file_forcing(dir: impl AsFd, name: &CStr) -> Result<OwnedFd> 
     let flags = OFlags::RDONLY | OFlags::NONBLOCK;
     match open_beneath(dir, name, flags) {
         Err(Errno::ACCESS) => {
-            let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-            if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-                return Err(Errno::ACCESS);
-            }
-            let mode = Mode::from_raw_mode(stat.st_mode & 0o7777);
-            rustix::fs::chmodat(dir, name, mode | Mode::RUSR, AtFlags::empty())?;
+            let (entry, mode) = open_path_of_kind(dir, name, FileType::RegularFile)?;
+            let mode = Mode::from_raw_mode(mode.ok_or(Errno::ACCESS)?);
+            chmod_opened(&entry, mode | Mode::RUSR)?;
             let opened = open_beneath(dir, name, flags);
-            match &opened {
-                Ok(fd) => rustix::fs::fchmod(fd, mode)?,
-                Err(_) => rustix::fs::chmodat(dir, name, mode, AtFlags::empty())?,
-            }
+            chmod_opened(&entry, mode)?;
             opened
         }
         other => other,
     }
+}
+
+/// Opens the entry `name` of `dir` as an `O_PATH` fd (no permission on the entry needed; a
+/// symlink there is opened as itself, never followed) and returns it with its permission
+/// bits when it is of type `kind` (`None` otherwise).
+fn open_path_of_kind(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    kind: FileType,
+) -> Result<(OwnedFd, Option<u32>)> {
+    let entry = open_beneath(dir, name, OFlags::PATH)?;
+    let stat = rustix::fs::fstat(&entry)?;
+    let mode = (FileType::from_raw_mode(stat.st_mode) == kind).then_some(stat.st_mode & 0o7777);
+    Ok((entry, mode))
+}
+
+/// Changes the mode of the inode `entry` (an `O_PATH` fd) refers to. `fchmod` refuses
+/// `O_PATH` fds and `fchmodat` has no `AT_SYMLINK_NOFOLLOW` (only `fchmodat2`, Linux 6.6,
+/// which rustix does not wrap), so the change goes through `/proc/self/fd/N`: that magic
+/// link resolves to the very inode opened, so an entry swapped for a symlink between the
+/// check and the chmod cannot redirect it (a chmod by name after a stat could).
+fn chmod_opened(entry: &OwnedFd, mode: Mode) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let link = format!("/proc/self/fd/{}", entry.as_raw_fd());
+    rustix::fs::chmod(link.as_str(), mode)
 }
 
 /// A directory opened beneath a root through directories some of which had to be opened up
@@ -479,8 +490,8 @@ pub(crate) fn split_parent(path: &Path) -> Option<(&Path, CString)> {
 /// Removes the tree at `path` without following any symlink (a symlink at `path` itself is
 /// removed, not its target), iteratively, with a bounded number of open fds, opening up
 /// directories a hook made unreadable or the store made read-only. A missing path is not an
-/// error.
-pub(crate) fn remove_tree(path: &Path) -> std::result::Result<(), FsError> {
+/// error. This is the one way hookbox removes a tree it did not write itself.
+pub fn remove_tree(path: &Path) -> std::result::Result<(), FsError> {
     let (parent, name) = split_parent(path).ok_or_else(|| FsError::Io {
         action: "remove",
         path: path.to_owned(),
@@ -563,4 +574,57 @@ fn remove_dir_tree(
         rel.truncate(done.path_len);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[test]
+    fn a_chmod_through_an_opened_entry_ignores_a_symlink_swapped_in_after_the_check() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open_dir(tmp.path()).unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::set_permissions(tmp.path().join("d"), std::fs::Permissions::from_mode(0o500))
+            .unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        let (entry, mode) = open_path_of_kind(dir.as_fd(), c"d", FileType::Directory).unwrap();
+        assert_eq!(mode, Some(0o500));
+        // The race a stat-then-chmodat-by-name loses: the checked entry is replaced by a
+        // symlink to a directory outside before the chmod.
+        std::fs::rename(tmp.path().join("d"), tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&outside, tmp.path().join("d")).unwrap();
+        chmod_opened(&entry, Mode::from_raw_mode(0o777)).unwrap();
+
+        assert_eq!(mode_of(&tmp.path().join("moved")), 0o777);
+        assert_eq!(mode_of(&outside), 0o700);
+    }
+
+    #[test]
+    fn a_symlink_is_never_taken_for_the_kind_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = open_dir(tmp.path()).unwrap();
+        std::fs::create_dir(tmp.path().join("target")).unwrap();
+        std::os::unix::fs::symlink("target", tmp.path().join("link")).unwrap();
+        let (_, mode) = open_path_of_kind(dir.as_fd(), c"link", FileType::Directory).unwrap();
+        assert_eq!(mode, None);
+        std::fs::write(tmp.path().join("file"), "x").unwrap();
+        std::os::unix::fs::symlink("file", tmp.path().join("file-link")).unwrap();
+        let (_, mode) =
+            open_path_of_kind(dir.as_fd(), c"file-link", FileType::RegularFile).unwrap();
+        assert_eq!(mode, None);
+    }
 }

@@ -18,7 +18,8 @@ use crate::exit::{ClassifyExit, ExitStatus};
 
 use super::StoreError;
 use super::atomic::sync_dir;
-use super::squash::{SquashError, remove_tree};
+use super::fsops::remove_tree;
+use super::squash::SquashError;
 
 /// Errors of the layer directories' filesystem steps.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,12 @@ impl LayerError {
             path,
             source,
         }
+    }
+}
+
+impl From<super::fsops::FsError> for LayerError {
+    fn from(err: super::fsops::FsError) -> Self {
+        Self::Walk(err.into())
     }
 }
 

@@ -3,7 +3,7 @@
 pub mod atomic;
 pub mod charms;
 pub mod digest;
-pub(crate) mod fsops;
+pub mod fsops;
 pub mod layers;
 pub mod merge;
 pub mod root;

@@ -524,12 +524,8 @@ fn remove_entry(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<(), SquashErr
     Ok(fsops::remove_entry(dir, name, path)?)
 }
 
-/// Removes the tree at `path` without following any symlink (a symlink at `path` itself is
-/// removed, not its target), iteratively, with a bounded number of open fds, opening up
-/// directories a hook made unreadable. A missing path is not an error.
-pub fn remove_tree(path: &Path) -> Result<(), SquashError> {
-    Ok(fsops::remove_tree(path)?)
-}
+// The unit journal's path to [`fsops::remove_tree`], until it imports it from there.
+pub(crate) use super::fsops::remove_tree;
 
 #[cfg(test)]
 mod tests {

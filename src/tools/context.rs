@@ -59,19 +59,9 @@ pub struct HookContext {
     pub storage_id: Option<String>,
 }
 
-/// A charm config value, typed as config.yaml declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum ConfigValue {
-    /// `boolean`.
-    Bool(bool),
-    /// `int`.
-    Int(i64),
-    /// `float`.
-    Float(f64),
-    /// `string` (and `secret`, a URI).
-    String(String),
-}
+/// A charm config value, typed as config.yaml declares it: the charm's own type (the same
+/// untagged serde shape crosses the hook-tool socket).
+pub use crate::charm::ConfigValue;
 
 /// One relation as this unit sees it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

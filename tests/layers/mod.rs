@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use hookbox::store::digest::tree_digest;
-use hookbox::store::squash::{OverlayXattrs, remove_tree, squash_layers};
+use hookbox::store::fsops::remove_tree;
+use hookbox::store::squash::{OverlayXattrs, squash_layers};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use crate::util::{TestEnv, sandbox_available};
@@ -450,31 +451,12 @@ fn layer_tests_pass_as_uid_65534() {
     if std::env::var_os("HOOKBOX_LAYERS_ROOTLESS_CHILD").is_some() {
         return; // This is the child run itself.
     }
-    if !crate::util::is_root() {
-        eprintln!("skipping: not root, so this whole run already is the rootless path");
+    if !crate::util::require_root() {
         return;
     }
-    let env = TestEnv::new();
-    let copy = env.path().join("tests-binary");
-    fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
-    fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&copy)
-        .args(["layers::", "--test-threads=2"])
-        .env("HOOKBOX_LAYERS_ROOTLESS_CHILD", "1")
-        .env("TMPDIR", env.path())
-        .env("HOME", env.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "layer tests failed as uid 65534:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        stdout.contains("squash_shows_exactly_what_the_overlay_of_its_layers_shows ... ok"),
-        "{stdout}"
+    crate::util::rerun_tests_as_nobody(
+        "layers::",
+        "HOOKBOX_LAYERS_ROOTLESS_CHILD",
+        "squash_shows_exactly_what_the_overlay_of_its_layers_shows",
     );
 }

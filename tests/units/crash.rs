@@ -7,7 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{Mode, Units, assert_no_process, write_charm};
+use super::{Identity, Units, assert_no_process, write_charm};
 
 /// A charm whose update-status increments `state/n` and `state/m` together (so a torn run
 /// shows as n != m), `failing` writes then fails, `long` writes then sleeps.
@@ -99,7 +99,7 @@ fn marker(u: &Units) -> String {
     )
 }
 
-fn failpoints(mode: Mode) {
+fn failpoints(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let marker = marker(&u);
     let charm = counter_charm(&u, &marker);
@@ -273,17 +273,17 @@ fn failpoints(mode: Mode) {
 
 #[test]
 fn every_failpoint_leaves_a_consistent_unit_as_caller() {
-    failpoints(Mode::Caller);
+    failpoints(Identity::Caller);
 }
 
 #[test]
 fn every_failpoint_leaves_a_consistent_unit_as_nobody() {
-    failpoints(Mode::Nobody);
+    failpoints(Identity::Nobody);
 }
 
 #[test]
 fn two_hundred_random_kills_never_tear_a_hook() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let marker = marker(&u);
@@ -360,7 +360,7 @@ fn two_hundred_random_kills_never_tear_a_hook() {
 /// (here the same deploy again, which resumes the units' queues) does not run it twice.
 #[test]
 fn a_committed_queued_hook_never_runs_twice() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let count = "#!/bin/sh\necho \"$JUJU_HOOK_NAME\" >> ran\n";

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Mode, Units, write_charm};
+use super::{Identity, Units, write_charm};
 
 const SH: &str = "#!/bin/sh\nset -eu\n";
 
@@ -59,7 +59,7 @@ fn leader_charm(u: &Units) -> std::path::PathBuf {
     )
 }
 
-fn removing_the_leader_whose_hooks_use_app_tools_finishes(mode: Mode) {
+fn removing_the_leader_whose_hooks_use_app_tools_finishes(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let charm = leader_charm(&u);
     u.expect(
@@ -99,17 +99,17 @@ fn removing_the_leader_whose_hooks_use_app_tools_finishes(mode: Mode) {
 
 #[test]
 fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_caller() {
-    removing_the_leader_whose_hooks_use_app_tools_finishes(Mode::Caller);
+    removing_the_leader_whose_hooks_use_app_tools_finishes(Identity::Caller);
 }
 
 #[test]
 fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_nobody() {
-    removing_the_leader_whose_hooks_use_app_tools_finishes(Mode::Nobody);
+    removing_the_leader_whose_hooks_use_app_tools_finishes(Identity::Nobody);
 }
 
 /// Rule 5 is about hooks: a failed action (non-zero exit or action-fail) is reported failed
 /// (exit 1, history `failed`), its writes are discarded, and the unit is not in error.
-fn failed_actions_leave_the_unit_alone(mode: Mode) {
+fn failed_actions_leave_the_unit_alone(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let charm = write_charm(
         &u.env,
@@ -166,19 +166,19 @@ fn failed_actions_leave_the_unit_alone(mode: Mode) {
 
 #[test]
 fn failed_actions_leave_the_unit_alone_as_caller() {
-    failed_actions_leave_the_unit_alone(Mode::Caller);
+    failed_actions_leave_the_unit_alone(Identity::Caller);
 }
 
 #[test]
 fn failed_actions_leave_the_unit_alone_as_nobody() {
-    failed_actions_leave_the_unit_alone(Mode::Nobody);
+    failed_actions_leave_the_unit_alone(Identity::Nobody);
 }
 
 /// After `resolved` on a unit whose upgrade still conflicts, the report names the unit's
 /// real error (`upgrade failed: ...`), not an empty hook.
 #[test]
 fn reports_name_an_upgrade_conflict_not_an_empty_hook() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let install = "#!/bin/sh\nset -eu\necho runtime-edit >> app.conf\n";
@@ -208,7 +208,7 @@ fn reports_name_an_upgrade_conflict_not_an_empty_hook() {
 /// `status` shows an unforced upgrade waiting for a unit in error, and a recorded S0.
 #[test]
 fn status_shows_a_pending_upgrade_and_s0() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let charm = write_charm(

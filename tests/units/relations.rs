@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Mode, Units, write_charm};
+use super::{Identity, Units, write_charm};
 
 const SH: &str = "#!/bin/sh\nset -eu\n";
 
@@ -59,7 +59,7 @@ fn status(u: &Units) -> Value {
     serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap()
 }
 
-fn relate_and_unrelate(mode: Mode) {
+fn relate_and_unrelate(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let (wordpress, mysql) = pair(&u);
     u.expect(&["deploy", wordpress.to_str().unwrap(), "wordpress"], 0);
@@ -156,17 +156,17 @@ fn relate_and_unrelate(mode: Mode) {
 
 #[test]
 fn relate_and_unrelate_as_caller() {
-    relate_and_unrelate(Mode::Caller);
+    relate_and_unrelate(Identity::Caller);
 }
 
 #[test]
 fn relate_and_unrelate_as_nobody() {
-    relate_and_unrelate(Mode::Nobody);
+    relate_and_unrelate(Identity::Nobody);
 }
 
 #[test]
 fn peers_join_every_other_unit_from_deploy_and_add_unit() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let changed = format!("{SH}relation-list | tr '\\n' ' ' > peers\n");
@@ -231,7 +231,7 @@ fn peers_join_every_other_unit_from_deploy_and_add_unit() {
 
 #[test]
 fn refusals_change_nothing() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let (wordpress, mysql) = pair(&u);
@@ -341,7 +341,7 @@ fn refusals_change_nothing() {
 
 #[test]
 fn a_failed_relation_hook_drops_its_settings_and_holds_the_queue_until_resolved() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let (_, mysql) = pair(&u);

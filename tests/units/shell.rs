@@ -2,7 +2,8 @@
 //! (tested with commands piped in, no pseudo-terminal), its exit code passed through, its
 //! edits thrown away outside error and kept in the operator layer in error (rule 6).
 
-use super::{Mode, Units, write_charm};
+use super::{Units, write_charm};
+use crate::util::Identity as Mode;
 
 fn piped_shell(mode: Mode) {
     let Some(u) = Units::new(mode) else { return };

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{Mode, Units};
+use super::Units;
+use crate::util::Identity;
 
 /// Writes one version of a charm under `charms-src/<dir>`: `metadata.yaml` with `name`,
 /// then `files` (path, content, mode).
@@ -58,7 +59,7 @@ const INSTALL: &str =
 const RECORD_HOOK: &str =
     "#!/bin/sh\nset -eu\nmkdir -p ran\nconfig-get --format=json > \"ran/$JUJU_HOOK_NAME\"\n";
 
-fn clean_upgrade_keeps_runtime_files(mode: Mode) {
+fn clean_upgrade_keeps_runtime_files(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let a = charm(
         &u,
@@ -130,12 +131,12 @@ fn clean_upgrade_keeps_runtime_files(mode: Mode) {
 
 #[test]
 fn a_clean_upgrade_keeps_runtime_files() {
-    clean_upgrade_keeps_runtime_files(Mode::Caller);
+    clean_upgrade_keeps_runtime_files(Identity::Caller);
 }
 
 #[test]
 fn a_clean_upgrade_keeps_runtime_files_as_nobody() {
-    clean_upgrade_keeps_runtime_files(Mode::Nobody);
+    clean_upgrade_keeps_runtime_files(Identity::Nobody);
 }
 
 /// Charm pair for the conflict tests: v1 ships `conf/app.conf`, `lib/` (a dir) and `pkg/`
@@ -188,7 +189,7 @@ fn conflicts_of(status: &Value) -> Vec<(String, String, bool)> {
         .collect()
 }
 
-fn modify_modify_conflict_then_fix_and_resolve(mode: Mode) {
+fn modify_modify_conflict_then_fix_and_resolve(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let (a, b) = conflict_pair(&u, &[]);
     u.expect(&["deploy", s(&a), "app"], 0);
@@ -236,17 +237,17 @@ fn modify_modify_conflict_then_fix_and_resolve(mode: Mode) {
 
 #[test]
 fn a_runtime_edit_the_new_charm_also_changes_conflicts_until_fixed() {
-    modify_modify_conflict_then_fix_and_resolve(Mode::Caller);
+    modify_modify_conflict_then_fix_and_resolve(Identity::Caller);
 }
 
 #[test]
 fn a_runtime_edit_the_new_charm_also_changes_conflicts_until_fixed_as_nobody() {
-    modify_modify_conflict_then_fix_and_resolve(Mode::Nobody);
+    modify_modify_conflict_then_fix_and_resolve(Identity::Nobody);
 }
 
 #[test]
 fn a_runtime_file_under_a_directory_the_new_charm_makes_a_file_conflicts() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let (a, b) = conflict_pair(&u, &["lib"]);
@@ -267,7 +268,7 @@ fn a_runtime_file_under_a_directory_the_new_charm_makes_a_file_conflicts() {
 
 #[test]
 fn runtime_bytecode_under_a_directory_the_new_charm_makes_a_file_is_flagged() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let (a, b) = conflict_pair(&u, &["pkg"]);
@@ -337,7 +338,7 @@ fn state_digest(root: &Path) -> String {
 
 #[test]
 fn preview_upgrade_reports_everything_and_changes_nothing() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let (a, b) = conflict_pair(&u, &[]);
@@ -415,7 +416,7 @@ fn preview_upgrade_reports_everything_and_changes_nothing() {
 
 #[test]
 fn incompatible_upgrades_are_refused_and_change_nothing() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let hook = ("hooks/install", INSTALL, 0o755);
@@ -515,7 +516,7 @@ fn incompatible_upgrades_are_refused_and_change_nothing() {
 
 #[test]
 fn a_peer_relation_is_never_removed_and_subordinates_stay_subordinates() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let hook = ("hooks/install", INSTALL, 0o755);
@@ -565,7 +566,7 @@ fn a_peer_relation_is_never_removed_and_subordinates_stay_subordinates() {
 /// charm) and sees the new ones once resolved and upgraded.
 #[test]
 fn settings_follow_each_units_charm() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let update = "#!/bin/sh\nset -eu\nconfig-get --format=json > seen-by-update-status\nif [ \"$JUJU_UNIT_NAME\" = s/1 ] && [ ! -e fixed ]; then exit 1; fi\n";
@@ -650,7 +651,7 @@ fn settings_follow_each_units_charm() {
 /// Forced upgrades of a unit in hook error: S0 recorded once, rebuilt from for every
 /// forced charm, restored byte for byte when forced back; `resolved --retry` runs the
 /// failed hook with the new charm's code, then config-changed.
-fn forced_in_hook_error(mode: Mode) {
+fn forced_in_hook_error(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let failing = "#!/bin/sh\necho from-v1 > attempt\nexit 1\n";
     let fixed = "#!/bin/sh\nset -eu\necho from-v$(cat version) > attempt\n";
@@ -739,17 +740,17 @@ fn forced_in_hook_error(mode: Mode) {
 
 #[test]
 fn forced_upgrades_in_hook_error_rebuild_from_s0() {
-    forced_in_hook_error(Mode::Caller);
+    forced_in_hook_error(Identity::Caller);
 }
 
 #[test]
 fn forced_upgrades_in_hook_error_rebuild_from_s0_as_nobody() {
-    forced_in_hook_error(Mode::Nobody);
+    forced_in_hook_error(Identity::Nobody);
 }
 
 /// From an upgrade conflict, --force reverts to the pre-upgrade tree and upgrades; forcing
 /// back to the original charm restores that tree.
-fn forced_from_a_conflict(mode: Mode) {
+fn forced_from_a_conflict(mode: Identity) {
     let Some(u) = Units::new(mode) else { return };
     let (a, b) = conflict_pair(&u, &["lib"]);
     u.expect(&["deploy", s(&a), "app"], 0);
@@ -780,19 +781,19 @@ fn forced_from_a_conflict(mode: Mode) {
 
 #[test]
 fn a_forced_upgrade_from_a_conflict_reverts_then_upgrades() {
-    forced_from_a_conflict(Mode::Caller);
+    forced_from_a_conflict(Identity::Caller);
 }
 
 #[test]
 fn a_forced_upgrade_from_a_conflict_reverts_then_upgrades_as_nobody() {
-    forced_from_a_conflict(Mode::Nobody);
+    forced_from_a_conflict(Identity::Nobody);
 }
 
 /// SIGKILL at each step of an upgrade: the next command rolls back (before the journal
 /// swap) or completes it (after); the charm dir is exactly the pre- or post-upgrade tree.
 #[test]
 fn a_killed_upgrade_rolls_back_or_completes() {
-    let Some(u) = Units::new(Mode::Caller) else {
+    let Some(u) = Units::new(Identity::Caller) else {
         return;
     };
     let a = charm(

@@ -1,8 +1,7 @@
 //! Shared helpers for the integration tests: a private state root per test, the real
 //! binary, the sandbox probe and the rootless (uid 65534) runner.
 
-#![allow(dead_code)]
-
+use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,6 +49,16 @@ impl TestEnv {
     /// `hookbox --root <root> ARGS...` as uid/gid 65534, from a copy of the binary in a fresh
     /// directory that uid can reach (the checkout may sit where it cannot).
     pub fn hookbox_as_nobody(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::from_std(as_nobody(self.nobody_binary()));
+        cmd.arg("--root").arg(self.root());
+        cmd.env_remove("HOOKBOX_ROOT")
+            .env_remove("HOOKBOX_LOG")
+            .env("HOME", self.path());
+        cmd
+    }
+
+    /// A copy of the hookbox binary in this test's directory, where uid 65534 can run it.
+    pub fn nobody_binary(&self) -> PathBuf {
         let copy = self.path().join("bin/hookbox");
         if !copy.exists() {
             std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
@@ -60,23 +69,67 @@ impl TestEnv {
             )
             .unwrap();
         }
-        let mut cmd = assert_cmd::Command::new("setpriv");
-        cmd.args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "--",
-        ])
-        .arg(&copy)
-        .arg("--root")
-        .arg(self.root());
-        cmd.env_remove("HOOKBOX_ROOT")
-            .env_remove("HOOKBOX_LOG")
-            .env("HOME", self.path());
-        cmd
+        copy
     }
+}
+
+/// Who runs hookbox in a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The test's own user (root in CI).
+    Caller,
+    /// uid/gid 65534 through setpriv: the rootless path.
+    Nobody,
+}
+
+/// The identities a test can run under here: the caller, and uid 65534 when the tests run
+/// as root (see [`require_root`]).
+pub fn identities() -> Vec<Identity> {
+    if require_root() {
+        vec![Identity::Caller, Identity::Nobody]
+    } else {
+        vec![Identity::Caller]
+    }
+}
+
+/// `program` run as uid/gid 65534 with no supplementary groups (`setpriv`); the program
+/// must sit where that uid can reach it.
+pub fn as_nobody(program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(program);
+    cmd
+}
+
+/// Runs the tests matching `filter` again as uid 65534, from a copy of this test binary,
+/// with `child_marker` set in their environment (the test calling this returns at once when
+/// it sees it), and checks they pass and that `witness` (one of them) ran.
+pub fn rerun_tests_as_nobody(filter: &str, child_marker: &str, witness: &str) {
+    let env = TestEnv::new();
+    let copy = env.path().join("tests-binary");
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = as_nobody(&copy)
+        .args([filter, "--test-threads=2"])
+        .env(child_marker, "1")
+        .env("TMPDIR", env.path())
+        .env("HOME", env.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{filter} tests failed as uid 65534:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(&format!("{witness} ... ok")), "{stdout}");
 }
 
 /// The hookbox binary under test.
@@ -109,7 +162,21 @@ pub fn sandbox_available() -> bool {
     ok
 }
 
-/// Whether the tests run as root (needed for the uid 65534 variants).
+/// Whether the tests run as root (the uid 65534 variants and the range id mapping need it).
 pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
+}
+
+/// Whether a test that needs root can run: `false` with a printed reason when the tests do
+/// not run as root, except under `HOOKBOX_REQUIRE_SANDBOX=1` (CI), where it panics.
+pub fn require_root() -> bool {
+    if is_root() {
+        return true;
+    }
+    let reason = "the tests do not run as root";
+    if std::env::var_os("HOOKBOX_REQUIRE_SANDBOX").is_some_and(|v| v == "1") {
+        panic!("HOOKBOX_REQUIRE_SANDBOX=1 but {reason}");
+    }
+    eprintln!("skipping: {reason}");
+    false
 }

@@ -181,8 +181,8 @@ pub fn integrity_warnings(extracted: &Extracted) -> Vec<Warning> {
         let (parent, name) = split(path);
         let shown = show(path);
         let is_handler = parent == b"hooks" || path.as_slice() == b"dispatch";
-        if let (true, Node::File { exec, sha256, size }) = (is_handler, node) {
-            if !exec {
+        if let (true, Node::File { mode, sha256, size }) = (is_handler, node) {
+            if mode & 0o111 == 0 {
                 warnings.push(Warning {
                     path: shown.clone(),
                     kind: WarningKind::NotExecutable,

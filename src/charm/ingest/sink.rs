@@ -60,8 +60,8 @@ pub enum Node {
         sha256: [u8; 32],
         /// Its size.
         size: u64,
-        /// Whether any exec bit was set.
-        exec: bool,
+        /// Its stored permission bits ([`file_mode`]).
+        mode: u32,
     },
     /// A symlink, kept as a symlink.
     Symlink {
@@ -80,16 +80,21 @@ impl Node {
     }
 }
 
-/// The stored mode of a member: the tree is read-only, so directories are 0555, files 0555
-/// when any exec bit was set and 0444 otherwise, symlinks 0777. setuid, setgid, sticky and
-/// every write bit are gone, and the digest is the same whatever umask packed the archive.
+/// The stored mode of a member: the tree is read-only, so directories are 0555, files keep
+/// their read and execute bits as shipped with every write bit removed (a 0600 file is
+/// stored 0400, never world-readable), symlinks 0777. setuid, setgid and sticky are gone.
+/// The digest covers this mode, so two archives that differ only in r/x bits are two charms.
 pub fn stored_mode(node: &Node) -> u32 {
     match node {
         Node::Dir { .. } => 0o555,
-        Node::File { exec: true, .. } => 0o555,
-        Node::File { exec: false, .. } => 0o444,
+        Node::File { mode, .. } => *mode,
         Node::Symlink { .. } => 0o777,
     }
+}
+
+/// The stored mode of a regular file member whose archive mode is `mode`.
+pub fn file_mode(mode: u32) -> u32 {
+    mode & 0o555
 }
 
 /// Content captured from small files the checks read (YAML, `revision`) and hook heads.
@@ -244,8 +249,15 @@ impl Pool {
 
 /// Creates `name` in `dir` (never following or replacing anything) and writes `data`.
 fn create_file(dir: BorrowedFd<'_>, name: &[u8], mode: u32, data: &[u8]) -> io::Result<()> {
+    File::from(create_with_mode(dir, name, mode)?).write_all(data)
+}
+
+/// Creates `name` in `dir` like [`fsops::create_exclusive`], with exactly `mode` whatever
+/// the umask (the digest records the mode).
+fn create_with_mode(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<OwnedFd> {
     let fd = fsops::create_exclusive(dir, name, mode)?;
-    File::from(fd).write_all(data)
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    Ok(fd)
 }
 
 impl Writer {
@@ -393,15 +405,14 @@ impl<'a> Sink<'a> {
                 limit: self.limits.max_bytes,
             });
         }
-        let exec = mode & 0o111 != 0;
-        let node_mode = if exec { 0o555 } else { 0o444 };
+        let node_mode = file_mode(mode);
         let (parent, name) = split(path);
         let pooled = self.writer.is_some() && declared <= POOLED_FILE_BYTES;
         let mut out = match &mut self.writer {
             Some(w) if !pooled => {
                 let dir = w.parent(parent).map_err(stage("open directory", parent))?;
-                let fd = fsops::create_exclusive(&*dir, name, node_mode)
-                    .map_err(|e| stage("create file", path)(e.into()))?;
+                let fd = create_with_mode(dir.as_fd(), name, node_mode)
+                    .map_err(stage("create file", path))?;
                 Some(File::from(fd))
             }
             _ => None,
@@ -469,7 +480,7 @@ impl<'a> Sink<'a> {
             Node::File {
                 sha256: hasher.finalize().into(),
                 size: actual,
-                exec,
+                mode: node_mode,
             },
         );
         Ok(())
