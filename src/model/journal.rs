@@ -70,6 +70,11 @@ pub mod failpoints {
     pub const HOOK_AFTER_EXIT: &str = "hook:after-exit";
     /// A queued hook committed, before it is removed from the unit's queue.
     pub const QUEUE_BEFORE_POP: &str = "queue:before-pop";
+    /// Deploy or add-unit: the new units exist, the application record does not name them.
+    pub const UNITS_BEFORE_APP_RECORD: &str = "units:before-app-record";
+    /// remove-unit or remove: the application record no longer names the unit, its
+    /// directory is still there.
+    pub const REMOVE_AFTER_FORGET: &str = "remove:after-forget";
     /// After the operator layer was renamed into `layers/` (retry commits only).
     pub const COMMIT_AFTER_OPERATOR: &str = "commit:after-operator-rename";
     /// After the upper was renamed into `layers/`, before the journal says `idle`.

@@ -15,7 +15,9 @@ use crate::charm::ingest::{self, Limits};
 use crate::charm::{ConfigValue, HookName};
 use crate::model::history::{self, RecordKind};
 use crate::model::runtime::{AppLock, AppRuntime, QueuedHook, RunSettings, UnitRuntime};
-use crate::model::{AppName, AppRecord, HistoryRecord, Timestamp, Unit, UnitError, UnitName};
+use crate::model::{
+    AppName, AppRecord, HistoryRecord, Timestamp, Unit, UnitError, UnitName, UnitPaths,
+};
 use crate::store::charms::CharmStore;
 use crate::store::digest::CharmDigest;
 
@@ -313,7 +315,10 @@ pub fn deploy(
     }
     let _lock = AppLock::acquire(root, &request.app, on_wait)?;
     match AppRecord::load(root, &request.app) {
-        Ok(existing) if existing.charm == digest => {
+        Ok(mut existing) if existing.charm == digest => {
+            if reconcile_units(root, &mut existing)? {
+                existing.save(root)?;
+            }
             drop(_lock);
             // A deploy that was killed mid-way: its units finish their queues.
             let unfinished: Vec<UnitName> = existing
@@ -366,13 +371,12 @@ pub fn deploy(
         ..AppRuntime::default()
     }
     .save(root, &request.app)?;
+    // The units first, then the record that names them: a unit the record names always
+    // exists (a kill in between leaves unnamed unit directories, removed by the next
+    // deploy or add-unit).
+    create_units(root, &app, &units)?;
+    crate::model::journal::failpoint(crate::model::journal::failpoints::UNITS_BEFORE_APP_RECORD);
     app.create(root)?;
-    for unit in &units {
-        drop(Unit::create(root, unit)?);
-        let mut runtime = UnitRuntime::new(digest.clone());
-        relations::enter_scopes(&mut runtime, &app);
-        runtime.save(root, unit)?;
-    }
     tracing::info!(app = %request.app, charm = %digest, units = units.len(), "application deployed");
     let leader = app.leader;
     drop(_lock);
@@ -395,6 +399,87 @@ pub fn deploy(
         outcome: "deployed",
         units: reports,
     })
+}
+
+/// Creates `units` of `app` (the caller holds the application lock and has not yet saved
+/// a record naming them): the runtime state, then the journal, which makes the unit exist.
+/// A directory left by a killed deploy or add-unit under one of these names is removed
+/// first.
+fn create_units(
+    root: &crate::store::StateRoot,
+    app: &AppRecord,
+    units: &[UnitName],
+) -> Result<(), RunnerError> {
+    for unit in units {
+        remove_unit_dir(root, unit)?;
+        let mut runtime = UnitRuntime::new(app.charm.clone());
+        relations::enter_scopes(&mut runtime, app);
+        crate::store::StateRoot::ensure_dir(root, &root.units_dir())?;
+        crate::store::StateRoot::ensure_dir(root, UnitPaths::new(root, unit).dir())?;
+        runtime.save(root, unit)?;
+        drop(Unit::create(root, unit)?);
+    }
+    Ok(())
+}
+
+/// Removes the directory of a unit no application record names (nothing when absent, or
+/// when another process holds its lock).
+fn remove_unit_dir(root: &crate::store::StateRoot, unit: &UnitName) -> Result<(), RunnerError> {
+    let paths = UnitPaths::new(root, unit);
+    let dir = paths.dir().to_owned();
+    if std::fs::symlink_metadata(&dir).is_err() {
+        return Ok(());
+    }
+    let Ok(lock) = crate::model::UnitLock::try_acquire(unit, &paths.lock_file()) else {
+        return Ok(());
+    };
+    tracing::warn!(unit = %unit, "removing the directory of a unit its application does not name (a killed deploy, add-unit or removal)");
+    crate::store::fsops::remove_tree(&dir).map_err(crate::store::StoreError::from)?;
+    drop(lock);
+    Ok(())
+}
+
+/// Makes `app` (loaded under its lock) and its units' directories agree after a killed
+/// command: a named unit without a journal is forgotten, a unit directory the record does
+/// not name is removed. Returns whether the record changed (the caller saves it).
+fn reconcile_units(
+    root: &crate::store::StateRoot,
+    app: &mut AppRecord,
+) -> Result<bool, RunnerError> {
+    let mut changed = false;
+    for unit in app.unit_names() {
+        if !UnitPaths::new(root, &unit).state_file().exists() {
+            tracing::warn!(unit = %unit, "forgetting a unit whose state is gone");
+            app.units.retain(|n| *n != unit.number());
+            changed = true;
+        }
+    }
+    if changed && !app.leader.is_some_and(|l| app.units.contains(&l)) {
+        app.leader = app.units.first().copied();
+    }
+    let prefix = format!("{}-", app.name);
+    let units_dir = root.units_dir();
+    let entries = match std::fs::read_dir(&units_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(changed),
+        Err(e) => return Err(RunnerError::io("read directory", &units_dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(RunnerError::io("read directory", &units_dir))?;
+        let name = entry.file_name();
+        let Some(number) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !app.units.contains(&number) {
+            remove_unit_dir(root, &UnitName::new(app.name.clone(), number))?;
+        }
+    }
+    Ok(changed)
 }
 
 /// Whether a unit not in error has hooks queued (a deploy or other command killed before
@@ -437,15 +522,14 @@ pub fn add_units(
     let root = runner.root();
     let lock = AppLock::acquire(root, app_name, on_wait)?;
     let mut app = AppRecord::load(root, app_name)?;
+    if reconcile_units(root, &mut app)? {
+        app.save(root)?;
+    }
     let had_leader = app.leader;
     let units: Vec<UnitName> = (0..count).map(|_| app.add_unit()).collect();
+    create_units(root, &app, &units)?;
+    crate::model::journal::failpoint(crate::model::journal::failpoints::UNITS_BEFORE_APP_RECORD);
     app.save(root)?;
-    for unit in &units {
-        drop(Unit::create(root, unit)?);
-        let mut runtime = UnitRuntime::new(app.charm.clone());
-        relations::enter_scopes(&mut runtime, &app);
-        runtime.save(root, unit)?;
-    }
     drop(lock);
     let leader = app.leader.filter(|_| had_leader.is_none());
     let mut reports = for_each_unit(&units, parallel, |unit, runtime| {
@@ -505,6 +589,7 @@ fn remove_one(
         }
         relations::announce_departure(runner.root(), name)?;
         let new_leader = forget_unit(runner.root(), name, on_wait)?;
+        crate::model::journal::failpoint(crate::model::journal::failpoints::REMOVE_AFTER_FORGET);
         unit.remove()?;
         Ok((true, new_leader))
     })();

@@ -247,3 +247,74 @@ fn status_shows_a_pending_upgrade_and_s0() {
     let text = u.expect(&["status", "pu"], 0);
     assert!(text.contains("[S0 recorded]"), "{text}");
 }
+
+/// Deploy, add-unit and remove-unit killed between the units and the application record:
+/// the record never names a unit that does not exist, and the next command tidies up.
+#[test]
+fn a_killed_deploy_or_removal_never_tears_app_and_units() {
+    let Some(u) = Units::new(Identity::Caller) else {
+        return;
+    };
+    let count = "#!/bin/sh\necho \"$JUJU_HOOK_NAME\" >> ran\n";
+    let charm = write_charm(&u.env, "tw", "", &[("hooks/install", count, 0o755)]);
+    let charm = charm.to_str().unwrap();
+    let units_dir = u.env.root().join("units");
+    let killed = |args: &[&str], point: &str| {
+        use std::os::unix::process::ExitStatusExt;
+        let status = u
+            .command()
+            .args(args)
+            .env("HOOKBOX_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{args:?}: {point} was not reached"
+        );
+    };
+    let status = || -> Value { serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap() };
+
+    killed(
+        &["deploy", charm, "tw", "--units", "2"],
+        "units:before-app-record",
+    );
+    assert!(status()["applications"].get("tw").is_none(), "{}", status());
+    let json: Value =
+        serde_json::from_str(&u.expect(&["deploy", charm, "tw", "--units", "2", "--json"], 0))
+            .unwrap();
+    assert_eq!(json["outcome"], "deployed", "{json}");
+    for unit in ["tw/0", "tw/1"] {
+        assert_eq!(u.read(unit, "ran").as_deref(), Some("install\n"), "{unit}");
+    }
+
+    killed(&["add-unit", "tw"], "units:before-app-record");
+    let units = status()["applications"]["tw"]["units"].clone();
+    assert_eq!(units.as_object().unwrap().len(), 2, "{units}");
+    u.expect(&["add-unit", "tw"], 0);
+    assert_eq!(u.read("tw/2", "ran").as_deref(), Some("install\n"));
+
+    killed(&["remove-unit", "tw/0"], "remove:after-forget");
+    let app = status()["applications"]["tw"].clone();
+    assert!(app["units"].get("tw/0").is_none(), "{app}");
+    assert_eq!(app["leader"], "tw/1", "{app}");
+    assert!(
+        units_dir.join("tw-0").exists(),
+        "the killed removal left the directory"
+    );
+    // The next command that creates units removes the unnamed directory.
+    u.expect(&["add-unit", "tw"], 0);
+    assert!(
+        !units_dir.join("tw-0").exists(),
+        "the unnamed directory is removed"
+    );
+
+    // A named unit whose state is gone (an older hookbox killed mid-removal) is forgotten.
+    std::fs::remove_file(units_dir.join("tw-3/state.json")).unwrap();
+    u.expect(&["add-unit", "tw"], 0);
+    let units = status()["applications"]["tw"]["units"].clone();
+    let names: Vec<&String> = units.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["tw/1", "tw/2", "tw/4"], "{units}");
+}
