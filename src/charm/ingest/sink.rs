@@ -256,8 +256,22 @@ fn create_file(dir: BorrowedFd<'_>, name: &[u8], mode: u32, data: &[u8]) -> io::
 /// the umask (the digest records the mode).
 fn create_with_mode(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> io::Result<OwnedFd> {
     let fd = fsops::create_exclusive(dir, name, mode)?;
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    // One syscall less per member when the umask cannot have stripped any of its bits.
+    if process_umask().is_none_or(|umask| mode & umask != 0) {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))?;
+    }
     Ok(fd)
+}
+
+/// The process umask, read once from /proc/self/status (reading it with umask(2) would
+/// briefly change it under the writer threads); `None` when it cannot be read.
+fn process_umask() -> Option<u32> {
+    static UMASK: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("Umask:"))?;
+        u32::from_str_radix(line.trim_start_matches("Umask:").trim(), 8).ok()
+    })
 }
 
 impl Writer {
