@@ -1,16 +1,16 @@
 //! `hookbox export-bundle`: the sandbox `sandbox-run` would build, as an OCI runtime bundle.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use hookbox::exit::ExitStatus;
 use hookbox::sandbox::bundle;
-use hookbox::sandbox::spec::{IdMapping, IdRange, SandboxSpec};
+use hookbox::sandbox::spec::{IdMapping, IdRange};
 
 use super::output::print_json;
-use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse_env};
+use super::parse::absolute;
+use super::sandbox_args::SandboxArgs;
 
 /// Arguments of `hookbox export-bundle`.
 #[derive(Debug, Args)]
@@ -27,50 +27,11 @@ use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse
                   Example: hookbox export-bundle --lower charm/ --upper up/ bundle -- ls -la"
 )]
 pub struct ExportBundleArgs {
-    /// A read-only lower layer; repeat for more, top (newest) first. As root, the runtime
-    /// shows it with its on-disk owners: files of host uid 0 are not hook root's (sandbox-run
-    /// idmaps such a layer; an OCI bundle cannot idmap an overlay layer).
-    #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
-    pub lowers: Vec<PathBuf>,
-    /// The upper directory that receives every write.
-    #[arg(long, value_name = "DIR")]
-    pub upper: PathBuf,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// The overlay work directory (same filesystem as --upper) [default: OUT/work].
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
-    /// Where the overlay appears inside the sandbox.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/var/lib/juju/agents/unit-sandbox-0/charm"
-    )]
-    pub charm_path: PathBuf,
-    /// The sandbox's hostname.
-    #[arg(long, default_value = "sandbox-0")]
-    pub hostname: String,
-    /// Network: `none` (a private namespace with loopback only) or `host`.
-    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
-    pub network: NetworkArg,
-    /// Wall-clock limit in seconds, recorded as the annotation org.hookbox.timeout.
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
-    /// Memory limit in bytes, or with a K, M or G suffix (cgroup limit as root, RLIMIT_AS
-    /// rootless).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-    pub memory: Option<u64>,
-    /// Maximum number of processes (cgroup limit as root, RLIMIT_NPROC rootless).
-    #[arg(long, value_name = "N")]
-    pub pids: Option<u64>,
-    /// CPU bandwidth as a fraction of one CPU (cgroup quota, as root).
-    #[arg(long, value_name = "FRACTION")]
-    pub cpu: Option<f64>,
-    /// An environment variable for the command (the environment is otherwise only PATH and
-    /// LANG=C.UTF-8).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
-    /// Working directory inside the sandbox [default: the charm path].
-    #[arg(long, value_name = "PATH")]
-    pub cwd: Option<PathBuf>,
     /// Map uids INSIDE..INSIDE+COUNT to OUTSIDE.. instead of the caller's mapping (for a
     /// runtime that runs in another user namespace); needs --gid-map too.
     #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", value_parser = parse_range, requires = "gid_map")]
@@ -101,28 +62,7 @@ pub fn run(args: ExportBundleArgs) -> anyhow::Result<ExitStatus> {
         (Some(uid), Some(gid)) => IdMapping::Range { uid, gid },
         _ => IdMapping::for_current_user(),
     };
-    let mut spec = SandboxSpec::new(
-        lowers(&args.lowers, &ids)?,
-        absolute(&args.upper)?,
-        work.clone(),
-        args.charm_path.clone(),
-        args.command,
-        command_env(args.env),
-    );
-    spec.ids = ids;
-    if let Some(cwd) = args.cwd {
-        spec.cwd = cwd;
-    }
-    spec.hostname = args.hostname;
-    spec.network = args.network.into();
-    spec.limits.timeout = args
-        .timeout
-        .map(Duration::try_from_secs_f64)
-        .transpose()
-        .context("--timeout must be a non-negative number of seconds")?;
-    spec.limits.memory_bytes = args.memory;
-    spec.limits.pids = args.pids;
-    spec.limits.cpu = args.cpu;
+    let spec = args.sandbox.spec(&work, ids, args.command)?;
     let written = bundle::export_bundle(&spec, &out)?;
     if args.json {
         print_json(&written)?;

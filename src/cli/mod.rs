@@ -16,6 +16,7 @@ mod relate;
 mod remove;
 mod resolved;
 mod run_hook;
+mod sandbox_args;
 mod sandbox_run;
 mod shell;
 mod status;

@@ -1,13 +1,13 @@
 //! `hookbox sandbox-run`: runs any command in exactly the sandbox a hook gets.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use hookbox::sandbox::{self, BindMount, IdMapping, Image, RunOptions, SandboxSpec};
+use hookbox::sandbox::{self, BindMount, IdMapping, Image, RunOptions};
 
-use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse_env};
+use super::parse::absolute;
+use super::sandbox_args::SandboxArgs;
 
 /// Arguments of `hookbox sandbox-run`.
 #[derive(Debug, Args)]
@@ -21,60 +21,21 @@ use super::parse::{NetworkArg, absolute, command_env, lowers, parse_bytes, parse
                   Example: hookbox sandbox-run --lower charm/ --upper /tmp/up -- ls -la"
 )]
 pub struct SandboxRunArgs {
-    /// A read-only lower layer; repeat for more, top (newest) first. As root, a layer whose
-    /// directory belongs to host uid 0 (a charm base) is idmapped onto the sandbox's id range,
-    /// so hook root owns what host root owns; one that belongs to the range's root (a layer
-    /// committed from an upper dir) is used as is.
-    #[arg(long = "lower", value_name = "DIR", required = true, num_args = 1)]
-    pub lowers: Vec<PathBuf>,
-    /// The upper directory that receives every write.
-    #[arg(long, value_name = "DIR")]
-    pub upper: PathBuf,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// The overlay work directory (empty, same filesystem as --upper) [default: a temporary
     /// directory beside --upper, removed afterwards].
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
-    /// Where the overlay appears inside the sandbox.
-    #[arg(
-        long,
-        value_name = "PATH",
-        default_value = "/var/lib/juju/agents/unit-sandbox-0/charm"
-    )]
-    pub charm_path: PathBuf,
-    /// The sandbox's hostname.
-    #[arg(long, default_value = "sandbox-0")]
-    pub hostname: String,
-    /// Network: `none` (a private namespace with loopback only) or `host`.
-    #[arg(long, value_enum, default_value_t = NetworkArg::None)]
-    pub network: NetworkArg,
     /// Root filesystem image.
     #[arg(long, value_enum, default_value_t = ImageArg::Host)]
     pub image: ImageArg,
-    /// Kill the whole tree after this many seconds (fractions allowed).
-    #[arg(long, value_name = "SECONDS")]
-    pub timeout: Option<f64>,
-    /// Memory limit in bytes, or with a K, M or G suffix (e.g. 512M).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
-    pub memory: Option<u64>,
-    /// Maximum number of processes and threads.
-    #[arg(long, value_name = "N")]
-    pub pids: Option<u64>,
-    /// CPU bandwidth as a fraction of one CPU (e.g. 0.5).
-    #[arg(long, value_name = "FRACTION")]
-    pub cpu: Option<f64>,
-    /// An environment variable for the command (the environment is otherwise only PATH and
-    /// LANG=C.UTF-8; nothing is inherited).
-    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
     /// Bind a host path read-only into the sandbox (repeatable).
     #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
     pub ro_bind: Vec<(PathBuf, PathBuf)>,
     /// Bind a host path read-write into the sandbox (repeatable).
     #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
     pub bind: Vec<(PathBuf, PathBuf)>,
-    /// Working directory inside the sandbox [default: the charm path].
-    #[arg(long, value_name = "PATH")]
-    pub cwd: Option<PathBuf>,
     /// Print the outcome, timing and warnings on stderr after the run.
     #[arg(long, short)]
     pub verbose: bool,
@@ -98,27 +59,16 @@ pub enum ImageArg {
 pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     let temporary_work = match &args.work {
         Some(_) => None,
-        None => Some(work_dir_beside(&args.upper)?),
+        None => Some(work_dir_beside(&args.sandbox.upper)?),
     };
     let work = match (&args.work, &temporary_work) {
         (Some(work), _) => work.clone(),
         (None, Some(dir)) => dir.path().to_owned(),
         (None, None) => unreachable!("a work dir is either given or created"),
     };
-    let ids = IdMapping::for_current_user();
-    let mut spec = SandboxSpec::new(
-        lowers(&args.lowers, &ids)?,
-        absolute(&args.upper)?,
-        absolute(&work)?,
-        args.charm_path.clone(),
-        args.command,
-        command_env(args.env),
-    );
-    spec.ids = ids;
-    if let Some(cwd) = args.cwd {
-        spec.cwd = cwd;
-    }
-    spec.hostname = args.hostname;
+    let mut spec = args
+        .sandbox
+        .spec(&work, IdMapping::for_current_user(), args.command)?;
     for (binds, writable) in [(args.ro_bind, false), (args.bind, true)] {
         for (source, target) in binds {
             spec.binds.push(BindMount {
@@ -128,18 +78,9 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
             });
         }
     }
-    spec.network = args.network.into();
     spec.image = match args.image {
         ImageArg::Host => Image::Host,
     };
-    spec.limits.timeout = args
-        .timeout
-        .map(Duration::try_from_secs_f64)
-        .transpose()
-        .context("--timeout must be a non-negative number of seconds")?;
-    spec.limits.memory_bytes = args.memory;
-    spec.limits.pids = args.pids;
-    spec.limits.cpu = args.cpu;
     let options = RunOptions {
         stream: !args.json,
         ..RunOptions::default()
