@@ -17,10 +17,9 @@ pub enum Forked {
 /// executed `__sandbox-init` process, which never starts a thread (no tokio, no logging
 /// thread), so the child cannot inherit a lock held by another thread.
 pub fn fork_single_threaded() -> io::Result<Forked> {
-    debug_assert_eq!(thread_count(), Some(1), "fork in a multi-threaded process");
-    // SAFETY: the caller is the single-threaded sandbox helper (asserted above in debug
-    // builds), so after fork the child's memory holds no lock or allocator state owned by a
-    // thread that does not exist in the child.
+    ensure_single_threaded()?;
+    // SAFETY: the process has one thread (checked just above), so after fork the child's
+    // memory holds no lock or allocator state owned by a thread that does not exist in it.
     match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(
             rustix::process::Pid::from_raw(child.as_raw()).expect("fork returns a positive pid"),
@@ -48,7 +47,7 @@ struct CloneArgs {
 /// parent) while we may exit at once. Only for the sandbox helper, single-threaded as for
 /// [`fork_single_threaded`].
 pub fn fork_as_sibling() -> io::Result<Forked> {
-    debug_assert_eq!(thread_count(), Some(1), "fork in a multi-threaded process");
+    ensure_single_threaded()?;
     let args = CloneArgs {
         flags: libc::CLONE_PARENT as u64,
         // With CLONE_PARENT the child's exit signal is ours; clone3 requires 0 here.
@@ -57,7 +56,7 @@ pub fn fork_as_sibling() -> io::Result<Forked> {
     };
     // SAFETY: without CLONE_VM the child runs on a private copy of our memory and stack, so
     // returning into Rust code in both processes is a fork; the process is single-threaded
-    // (asserted above in debug builds), so the child inherits no lock held by another thread.
+    // (checked above), so the child inherits no lock held by another thread.
     // glibc's cached thread id is stale in the child, which only pthread functions the helper
     // never calls read (raise(3) asks the kernel with gettid(2)). `args` is a live, initialised
     // `struct clone_args` whose size is passed alongside; the kernel only reads it.
@@ -73,6 +72,21 @@ pub fn fork_as_sibling() -> io::Result<Forked> {
         0 => Ok(Forked::Child),
         pid => Ok(Forked::Parent(
             rustix::process::Pid::from_raw(pid as i32).expect("clone3 returns a positive pid"),
+        )),
+    }
+}
+
+/// Refuses, with an error, to go on in a process that has more than one thread: a fork
+/// there could leave the child holding a lock (malloc, stdio) owned by a thread that does
+/// not exist in it. Checked in every build: reading /proc/self/status costs microseconds.
+fn ensure_single_threaded() -> io::Result<()> {
+    match thread_count() {
+        Some(1) => Ok(()),
+        Some(n) => Err(io::Error::other(format!(
+            "refusing to fork a process with {n} threads"
+        ))),
+        None => Err(io::Error::other(
+            "refusing to fork: the thread count in /proc/self/status is unreadable",
         )),
     }
 }
@@ -285,4 +299,21 @@ pub fn watch_readable(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedF
     // it, and its `as_raw_fd` never changes.
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
         .map_err(|e| e.into_parts().1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forks_are_refused_in_a_multi_threaded_process() {
+        let (stop, parked) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || parked.recv());
+        for fork in [fork_single_threaded, fork_as_sibling] {
+            let err = fork().expect_err("a fork with two threads is refused");
+            assert!(err.to_string().contains("refusing to fork"), "{err}");
+        }
+        stop.send(()).unwrap();
+        other.join().unwrap().unwrap();
+    }
 }
