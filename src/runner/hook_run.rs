@@ -136,16 +136,34 @@ pub fn apply_effects(
     let mut runtime = UnitRuntime::load(root, unit)?;
     let unit_before = runtime.relation_settings.clone();
     runtime.apply(effects);
-    runtime.save(root, unit)?;
-    let mut app_before = None;
-    if AppRuntime::is_touched_by(effects) {
-        let _lock = crate::model::runtime::AppLock::acquire(root, unit.app(), |_| {})?;
-        let mut app = AppRuntime::load(root, unit.app())?;
-        app_before = Some(app.relation_settings.clone());
+    let app_lock = if AppRuntime::is_touched_by(effects) {
+        Some(crate::model::runtime::AppLock::acquire(
+            root,
+            unit.app(),
+            |_| {},
+        )?)
+    } else {
+        None
+    };
+    let mut app = match app_lock {
+        Some(_) => Some(AppRuntime::load(root, unit.app())?),
+        None => None,
+    };
+    let app_before = app.as_ref().map(|a| a.relation_settings.clone());
+    if let Some(app) = &mut app {
         app.apply(effects);
+    }
+    // Announce before saving: a replay after a crash compares against the settings as they
+    // were and announces again (the remote inboxes drop repeats), where saving first would
+    // leave nothing to compare and lose the announcement.
+    super::relations::announce(root, unit, effects, &unit_before, app_before.as_ref())?;
+    crate::model::journal::failpoint(crate::model::journal::failpoints::EFFECTS_MID_APPLY);
+    runtime.save(root, unit)?;
+    if let Some(app) = app {
         app.save(root, unit.app())?;
     }
-    super::relations::announce(root, unit, effects, &unit_before, app_before.as_ref())
+    drop(app_lock);
+    Ok(())
 }
 
 /// Runs hooks: holds the state root, the charm cache and where the tools come from.

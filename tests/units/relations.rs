@@ -408,3 +408,52 @@ fn a_failed_relation_hook_drops_its_settings_and_holds_the_queue_until_resolved(
     assert_eq!(mysql_changed(&u), 2);
     assert!(relation_hooks(&u, "mysql/1").contains(&"db-relation-changed".to_owned()));
 }
+
+#[test]
+fn a_relation_change_survives_a_kill_while_its_effects_are_applied() {
+    let Some(u) = Units::new(Identity::Caller) else {
+        return;
+    };
+    let (wordpress, _) = pair(&u);
+    let set = format!("{SH}relation-set password=s3cret\n");
+    let rotate = format!("{SH}relation-set -r \"$(relation-ids db)\" password=n3w\n");
+    let mysql = write_charm(
+        &u.env,
+        "mysql",
+        "provides:\n  db:\n    interface: mysql\n",
+        &[
+            ("hooks/db-relation-joined", set.as_str(), 0o755),
+            ("hooks/update-status", rotate.as_str(), 0o755),
+        ],
+    );
+    u.expect(&["deploy", wordpress.to_str().unwrap(), "wordpress"], 0);
+    u.expect(&["deploy", mysql.to_str().unwrap(), "mysql"], 0);
+    u.expect(&["relate", "wordpress", "mysql"], 0);
+    assert_eq!(
+        u.read("wordpress/0", "db-password").as_deref(),
+        Some("s3cret\n")
+    );
+
+    // Killed after the hook committed, in the middle of applying its relation-set.
+    let status = u
+        .command()
+        .args(["run", "mysql/0", "update-status"])
+        .env("HOOKBOX_FAILPOINT", "effects:mid-apply")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint effects:mid-apply was not reached"
+    );
+
+    // The next command replays the effects; wordpress/0 must still hear of the change.
+    u.expect(&["run", "mysql/0", "update-status"], 0);
+    assert_eq!(
+        u.read("wordpress/0", "db-password").as_deref(),
+        Some("n3w\n")
+    );
+}
