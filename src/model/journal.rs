@@ -37,9 +37,10 @@ use serde::{Deserialize, Serialize};
 use crate::store::StateRoot;
 use crate::store::atomic;
 use crate::store::digest::CharmDigest;
+use crate::store::fsops::remove_tree;
 use crate::store::layers::{LayerId, RunDirs, exists, is_empty_dir};
 pub use crate::store::merge::{Conflict, ConflictKind, EntryType};
-use crate::store::squash::{OverlayXattrs, SquashReport, remove_tree, squash_layers};
+use crate::store::squash::{OverlayXattrs, SquashReport, squash_layers};
 
 use super::history::{self, HistoryRecord, Outcome, RecordKind, Timestamp};
 use super::lock::UnitLock;

@@ -333,13 +333,8 @@ impl AppLock {
             on_wait(&format!(
                 "waiting for application {app}: another hookbox process is changing it"
             ));
-            loop {
-                match rustix::fs::flock(&file, FlockOperation::LockExclusive) {
-                    Ok(()) => break,
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Err(e) => return Err(lock_error(e.into())),
-                }
-            }
+            crate::model::lock::flock_retrying(&file, FlockOperation::LockExclusive)
+                .map_err(|e| lock_error(e.into()))?;
         }
         Ok(Self { _file: file })
     }

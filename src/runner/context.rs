@@ -9,8 +9,7 @@ use crate::model::runtime::{AppRuntime, UnitRuntime};
 use crate::model::{AppRecord, UnitName};
 use crate::store::StateRoot;
 use crate::tools::context::{
-    ActionContext, ConfigValue, GoalState, GoalStateStatus, HookContext, HookRelation,
-    RelationContext,
+    ActionContext, GoalState, GoalStateStatus, HookContext, HookRelation, RelationContext,
 };
 
 /// The Juju version hooks are told they run under (ops gates features on it).
@@ -94,7 +93,7 @@ pub fn build_context(root: &StateRoot, inputs: &ContextInputs<'_>) -> HookContex
         .config
         .options
         .keys()
-        .map(|name| (name.clone(), effective.get(name).map(tool_value)))
+        .map(|name| (name.clone(), effective.get(name).cloned()))
         .collect();
 
     let mut unit_statuses = BTreeMap::new();
@@ -330,16 +329,6 @@ fn machine_ports(
     }
     ports
 }
-
-fn tool_value(value: &crate::charm::ConfigValue) -> ConfigValue {
-    match value {
-        crate::charm::ConfigValue::Bool(b) => ConfigValue::Bool(*b),
-        crate::charm::ConfigValue::Int(i) => ConfigValue::Int(*i),
-        crate::charm::ConfigValue::Float(x) => ConfigValue::Float(*x),
-        crate::charm::ConfigValue::String(s) => ConfigValue::String(s.clone()),
-    }
-}
-
 /// Inputs of [`hook_environment`].
 pub struct EnvInputs<'a> {
     /// The unit.

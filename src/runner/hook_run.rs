@@ -419,7 +419,7 @@ impl Runner {
             }
             Err(error) => {
                 record.outcome = Some(Outcome::Failed);
-                record.reason = Some(error_chain(error));
+                record.reason = Some(crate::exit::error_chain(error));
                 record.outcome
             }
         };
@@ -703,5 +703,3 @@ fn tools_dir(root: &StateRoot) -> Result<PathBuf, RunnerError> {
     }
     Ok(dir)
 }
-
-pub use crate::exit::error_chain;

@@ -22,7 +22,7 @@ use crate::store::charms::CharmStore;
 use crate::store::digest::CharmDigest;
 
 use super::hook_run::{HookReport, HookRequest, Runner, open_unit};
-use super::{RunnerError, hook_run, relations};
+use super::{RunnerError, relations};
 
 /// Prints (or otherwise reports) what a command waits for.
 pub type WaitNotice<'a> = &'a (dyn Fn(&str) + Sync);
@@ -71,7 +71,7 @@ impl UnitReport {
     fn failed_with(mut self, error: RunnerError) -> Self {
         use crate::exit::ClassifyExit;
         self.error_status = Some(error.exit_status());
-        self.error = Some(hook_run::error_chain(&error));
+        self.error = Some(crate::exit::error_chain(&error));
         self
     }
 }

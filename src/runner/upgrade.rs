@@ -51,11 +51,11 @@ use crate::store::merge::{
 };
 use crate::store::squash::OverlayXattrs;
 
+use super::RunnerError;
 use super::hook_run::{LoadedCharm, Runner, open_unit};
 use super::lifecycle::{
     CharmSummary, ResolveReport, UnitReport, WaitNotice, for_each_unit, run_queue,
 };
-use super::{RunnerError, hook_run};
 
 /// The hooks an upgrade queues on a unit that is not in hook error.
 const UPGRADE_HOOKS: [&str; 2] = ["upgrade-charm", "config-changed"];
@@ -541,7 +541,7 @@ fn upgrade_unit(
     if let Err(error) = result {
         use crate::exit::ClassifyExit;
         upgrade.report.error_status = Some(error.exit_status());
-        upgrade.report.error = Some(hook_run::error_chain(&error));
+        upgrade.report.error = Some(crate::exit::error_chain(&error));
     }
     upgrade
 }

@@ -164,21 +164,11 @@ fn stale_work_entries(work: &std::path::Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Removes a tree overlayfs created (its directories may have mode 000), opening each
-/// directory for its owner first; never follows a symlink.
+/// Removes a tree overlayfs created (its directories may have mode 000) without following
+/// any symlink; best effort: a leftover is retried by the next run.
 fn remove_tree(path: &std::path::Path) {
-    use std::os::unix::fs::PermissionsExt;
-    fn open_up(dir: &std::path::Path) {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                open_up(&entry.path());
-            }
-        }
-    }
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        open_up(path);
-        let _ = std::fs::remove_dir_all(path);
+    if let Err(err) = crate::store::fsops::remove_tree(path) {
+        tracing::debug!(path = %path.display(), error = %err, "work dir not removed yet");
     }
 }
 

@@ -66,9 +66,6 @@ pub enum MergeError {
     /// Walking a tree failed.
     #[error(transparent)]
     Walk(#[from] super::StoreError),
-    /// Removing a half-built staging directory failed.
-    #[error(transparent)]
-    Remove(#[from] super::squash::SquashError),
     /// A file to copy from a runtime layer is not what the runtime diff says it is.
     #[error("runtime layer file {path} changed since it was listed (expected sha256 {expected})")]
     SourceChanged {

@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod charms;
+pub mod clock;
 pub mod digest;
 pub mod fsops;
 pub mod layers;

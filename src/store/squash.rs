@@ -525,12 +525,11 @@ fn remove_entry(dir: &OwnedFd, name: &CStr, path: &Path) -> Result<(), SquashErr
 }
 
 // The unit journal's path to [`fsops::remove_tree`], until it imports it from there.
-pub(crate) use super::fsops::remove_tree;
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::digest::{EntryKind, walk_tree};
+    use crate::store::fsops::remove_tree;
     use std::fs;
     use std::os::unix::fs::{PermissionsExt, symlink};
 
