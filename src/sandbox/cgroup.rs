@@ -154,12 +154,10 @@ impl LimitPlan {
         Ok(())
     }
 
-    /// Moves `pid` (and so everything it forks) into the run's cgroups.
-    pub fn join(&self, pid: u32) -> Result<(), SandboxError> {
-        for dir in &self.dirs {
-            write(dir, "cgroup.procs", &pid.to_string())?;
-        }
-        Ok(())
+    /// The run's cgroup directories: the helper writes the sandbox's init into each
+    /// `cgroup.procs` before the init goes on (so everything it forks is inside).
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// Whether the kernel killed a process of the run for exceeding the memory limit.

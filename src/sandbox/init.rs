@@ -1,9 +1,9 @@
 //! The sandbox helper: `hookbox __sandbox-init`, re-executed by [`super::run`], single
 //! threaded. Three stages, each a recipe read top to bottom:
 //!
-//! 1. [`helper`]: in the host pid namespace; creates the namespaces, lets the runner write
-//!    the id maps, becomes root of the user namespace, forks the init as the runner's child,
-//!    removes what earlier runs retired from the work dir and exits.
+//! 1. [`helper`]: in the runner's namespaces; forks the init in new namespaces as the
+//!    runner's child, writes the init's id maps, puts it in the run's cgroups, sends it the
+//!    idmapped lower layers, removes what earlier runs retired from the work dir and exits.
 //! 2. [`container_init`]: pid 1 of the new pid namespace; builds the root filesystem and
 //!    pivots into it, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
 //!    with the command's status (the kernel then kills whatever is left).
@@ -32,7 +32,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets};
 
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
 use super::seccomp;
-use super::spec::{HandlerLookup, IdMapping, Network, SandboxSpec};
+use super::spec::{HandlerLookup, IdMapping, IdRange, Network, SandboxSpec};
 use crate::sys::{self, Forked};
 
 /// The lowest descriptor the control socket moves to when it leaves stdin.
@@ -165,36 +165,38 @@ fn take_control_socket() -> io::Result<UnixStream> {
     Ok(UnixStream::from(control))
 }
 
-/// Stage 1: the helper, in the runner's pid namespace.
+/// Stage 1: the helper, in the runner's namespaces.
 fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallible, Failure> {
     let spec = &start.spec;
     // Die with the runner (prctl(2) PR_SET_PDEATHSIG), and if it already died, now.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
     // Block the signals the helper and the init wait for with sigwait(2).
     block_handled_signals().step(|| "block signals".into())?;
-    // New user, mount, pid, ipc, uts and (unless host networking) net namespaces.
-    nix::sched::unshare(namespace_flags(spec)).step(|| "create namespaces".into())?;
-    // The runner writes our uid/gid maps (it holds the privilege for a range), puts us in
-    // the run's cgroups and, as root, sends the host-owned lower layers as mounts idmapped
-    // with our user namespace.
-    let idmapped = request_id_map(control).step(|| "wait for the id map".into())?;
-    // A cgroup namespace rooted at the run's cgroup.
-    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-        .step(|| "create the cgroup namespace".into())?;
-    // Become uid and gid 0 of the user namespace.
-    become_root(&spec.ids).step(|| "become root of the user namespace".into())?;
-    // Changing credentials cleared the parent death signal (prctl(2): "cleared ... when
-    // the process's credentials change"; as root the ids change to the mapped range): set it
-    // again, or a killed runner would leave the sandbox running.
-    die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal again".into())?;
-    // Fork pid 1 of the new pid namespace as the runner's child (CLONE_PARENT) and tell the
-    // runner, which waits for it directly.
-    match sys::fork_as_sibling().step(|| "fork the sandbox init".into())? {
-        Forked::Child => container_init(control, start, idmapped),
+    // The init waits on this socket until its id maps are written.
+    let (go_ahead, wait_here) = UnixStream::pair().step(|| "create the setup socket".into())?;
+    // Fork pid 1 in new user, mount, pid, ipc, uts and (unless host networking) net
+    // namespaces, as the runner's child (CLONE_PARENT): the runner waits for it directly.
+    match sys::fork_as_sibling(namespace_flags(spec).bits() as u64)
+        .step(|| "create the namespaces and fork the sandbox init".into())?
+    {
+        Forked::Child => {
+            drop(go_ahead);
+            container_init(control, start, wait_here)
+        }
         Forked::Parent(init) => {
+            drop(wait_here);
             let pid = init.as_raw_nonzero().get();
             let _ = protocol::send(control, &HelperMessage::InitStarted { pid });
-            drop(idmapped);
+            // From the host side, which holds the privilege the init lacks: its id maps, its
+            // cgroups and, as root, the host-owned lower layers as mounts idmapped with its
+            // user namespace. A failure here is reported; the init sees the socket close.
+            let idmapped = prepare_init(start, pid)?;
+            let proceed = Proceed {
+                idmapped_lowers: idmapped.len(),
+            };
+            protocol::send_with_rights(&go_ahead, &proceed, &idmapped)
+                .step(|| "send the go-ahead to the sandbox init".into())?;
+            drop((go_ahead, idmapped));
             // Remove what earlier runs retired from the work dir (each removal may wait on a
             // synchronous discard; nobody waits for the helper), and exit.
             super::run::remove_retired_work(&spec.work);
@@ -203,11 +205,83 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     }
 }
 
+/// Writes the init's id maps, puts it in the run's cgroups and returns the idmapped lowers.
+fn prepare_init(start: &Start, pid: i32) -> Result<Vec<OwnedFd>, Failure> {
+    write_id_maps(pid, &start.spec.ids)?;
+    for dir in &start.cgroups {
+        let procs = dir.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string())
+            .step(|| format!("put the sandbox init in cgroup {}", dir.display()))?;
+    }
+    idmap_lowers(pid, &start.spec)
+}
+
+/// Writes `/proc/<pid>/{setgroups,uid_map,gid_map}` of the init (user_namespaces(7)): we are
+/// in the parent user namespace, as root (a mapped range) or as the caller (one line mapping
+/// our own ids, setgroups denied first).
+fn write_id_maps(pid: i32, ids: &IdMapping) -> Result<(), Failure> {
+    let proc = Path::new("/proc").join(pid.to_string());
+    let lines = |ranges: Vec<IdRange>| {
+        ranges
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+            .collect::<String>()
+    };
+    let write = |file: &str, text: String| {
+        let path = proc.join(file);
+        std::fs::write(&path, text).step(|| format!("write {}", path.display()))
+    };
+    if let IdMapping::Rootless { .. } = ids {
+        write("setgroups", "deny".to_owned())?;
+    }
+    write("uid_map", lines(ids.uid_ranges()))?;
+    write("gid_map", lines(ids.gid_ranges()))
+}
+
+/// As root, each lower layer owned by host ids as a detached mount idmapped with the init's
+/// user namespace: open_tree(2) `OPEN_TREE_CLONE`, then mount_setattr(2) `MOUNT_ATTR_IDMAP`.
+/// The init attaches them as overlay layers. Rootless, none are needed.
+fn idmap_lowers(pid: i32, spec: &SandboxSpec) -> Result<Vec<OwnedFd>, Failure> {
+    let mut lowers = spec.idmapped_lowers().peekable();
+    if lowers.peek().is_none() {
+        return Ok(Vec::new());
+    }
+    let namespace = format!("/proc/{pid}/ns/user");
+    let userns = rustix::fs::open(&namespace, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+        .step(|| format!("open {namespace}"))?;
+    lowers
+        .map(|lower| {
+            let clone = rustix::mount::open_tree(
+                CWD,
+                &lower.path,
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .step(|| format!("clone the mount of lower layer {}", lower.path.display()))?;
+            sys::idmap_mount(clone.as_fd(), userns.as_fd(), true)
+                .step(|| format!("idmap lower layer {}", lower.path.display()))?;
+            Ok(clone)
+        })
+        .collect()
+}
+
 /// Stage 2: pid 1 of the sandbox.
-fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -> ! {
+fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) -> ! {
     // Die with the runner, our parent.
     if die_with_runner(control).is_err() {
         sys::exit_immediately(ExitCode::SETUP);
+    }
+    // The helper's go-ahead: our id maps are written, we are in the run's cgroups. Without
+    // it the helper failed and has said why.
+    let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
+    {
+        Ok((_, idmapped)) => idmapped,
+        Err(_) => sys::exit_immediately(ExitCode::SETUP),
+    };
+    drop(wait_here);
+    if let Err(failure) = become_init(start) {
+        report_failure(control, failure)
     }
     match build_sandbox(start, idmapped) {
         Ok(()) => {}
@@ -237,6 +311,20 @@ fn container_init(control: &UnixStream, start: &Start, idmapped: Vec<OwnedFd>) -
         HookStatus::Exited(code) => code,
         HookStatus::Signaled(signal) => 128 + signal,
     })
+}
+
+/// The init's identity, once the helper wrote its id maps.
+fn become_init(start: &Start) -> Result<(), Failure> {
+    // A cgroup namespace rooted at the run's cgroup.
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .step(|| "create the cgroup namespace".into())?;
+    // Become uid and gid 0 of the user namespace.
+    become_root(&start.spec.ids).step(|| "become root of the user namespace".into())?;
+    // Changing credentials cleared the parent death signal (prctl(2): "cleared ... when
+    // the process's credentials change"; as root the ids change to the mapped range): set it
+    // again, or a killed runner would leave the sandbox running.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .step(|| "set the parent death signal again".into())
 }
 
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
@@ -432,16 +520,6 @@ fn handled_signals() -> SigSet {
 
 fn block_handled_signals() -> nix::Result<()> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&handled_signals()), None)
-}
-
-/// Asks the runner for the id maps; returns the idmapped lower layers it sends with its
-/// go-ahead, one per [`SandboxSpec::idmapped_lowers`].
-fn request_id_map(control: &UnixStream) -> io::Result<Vec<OwnedFd>> {
-    let pid = rustix::process::getpid().as_raw_nonzero().get();
-    protocol::send(control, &HelperMessage::NeedIdMap { pid })?;
-    let (Proceed { .. }, idmapped) =
-        protocol::receive_with_rights(control, |p: &Proceed| p.idmapped_lowers)?;
-    Ok(idmapped)
 }
 
 fn become_root(ids: &IdMapping) -> nix::Result<()> {

@@ -1,14 +1,17 @@
 //! The messages between the runner and the sandbox helper, over the control socket that is
 //! the helper's stdin. Each frame is a little-endian `u32` length and that many bytes of JSON.
 //!
-//! runner → helper: [`Start`], then [`Proceed`] once the id maps are written, carrying the
-//! idmapped lower layers as `SCM_RIGHTS` descriptors (the first batch with the frame's first
-//! byte, further batches of at most [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one
-//! [`RIGHTS_MARKER`] byte).
-//! helper → runner: [`HelperMessage::NeedIdMap`], then [`HelperMessage::InitStarted`]; the
-//! init then sends [`HelperMessage::SetupFailed`], [`HelperMessage::HandlerMissing`] or
-//! [`HelperMessage::Finished`] (a failing helper sends [`HelperMessage::SetupFailed`]). The
-//! socket is close-on-exec in the command, so a command that execs cleanly never sees it.
+//! runner → helper: [`Start`].
+//! helper → runner: [`HelperMessage::InitStarted`] once it forked the sandbox's init (a
+//! helper that fails before or after sends [`HelperMessage::SetupFailed`]); the init then
+//! sends [`HelperMessage::SetupFailed`], [`HelperMessage::HandlerMissing`] or
+//! [`HelperMessage::Finished`]. The socket is close-on-exec in the command, so a command
+//! that execs cleanly never sees it.
+//!
+//! helper → init, on a socket of their own: [`Proceed`] once the id maps are written and the
+//! init is in the run's cgroups, carrying the idmapped lower layers as `SCM_RIGHTS`
+//! descriptors (the first batch with the frame's first byte, further batches of at most
+//! [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one [`RIGHTS_MARKER`] byte).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -33,9 +36,12 @@ pub struct Start {
     pub rlimit_memory: bool,
     /// Enforce the pids limit with `RLIMIT_NPROC` (no pids cgroup).
     pub rlimit_pids: bool,
+    /// The run's cgroup directories, which the helper puts the init in.
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
-/// The runner's go-ahead after writing the id maps and joining the cgroups.
+/// The helper's go-ahead to the init after writing its id maps and putting it in the run's
+/// cgroups.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Proceed {
     /// How many idmapped mounts travel with this frame: one per
@@ -49,11 +55,6 @@ pub const RIGHTS_MARKER: u8 = b'F';
 /// What the helper reports.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum HelperMessage {
-    /// The namespaces exist; the runner must write the id maps of this pid.
-    NeedIdMap {
-        /// The helper's pid (as the runner sees it).
-        pid: i32,
-    },
     /// A setup step failed.
     SetupFailed {
         /// What was being done.
@@ -61,8 +62,8 @@ pub enum HelperMessage {
         /// The errno.
         errno: i32,
     },
-    /// The helper forked the sandbox's init as the runner's child (`CLONE_PARENT`) and
-    /// exits: the runner waits for the init itself.
+    /// The helper forked the sandbox's init, in its new namespaces, as the runner's child
+    /// (`CLONE_PARENT`): the runner waits for the init itself.
     InitStarted {
         /// The init's pid (as the runner sees it).
         pid: i32,
@@ -115,6 +116,34 @@ pub fn receive<T: for<'de> Deserialize<'de>>(mut input: impl Read) -> io::Result
     let mut body = vec![0u8; len];
     input.read_exact(&mut body)?;
     decode(&body)
+}
+
+/// Writes one frame with blocking I/O and `fds` attached: the first batch with the frame,
+/// each further batch on one [`RIGHTS_MARKER`] byte.
+pub fn send_with_rights<T: Serialize>(
+    socket: &UnixStream,
+    value: &T,
+    fds: &[OwnedFd],
+) -> io::Result<()> {
+    let frame = encode(value);
+    let mut batches = fds.chunks(sys::MAX_RIGHTS_PER_MESSAGE);
+    let first = batches.next().unwrap_or_default();
+    let sent = send_batch(socket, &frame, first)?;
+    (&*socket).write_all(&frame[sent..])?;
+    for batch in batches {
+        send_batch(socket, &[RIGHTS_MARKER], batch)?;
+    }
+    Ok(())
+}
+
+fn send_batch(socket: &UnixStream, bytes: &[u8], fds: &[OwnedFd]) -> io::Result<usize> {
+    let fds: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+    loop {
+        match sys::send_with_rights(socket.as_fd(), bytes, &fds) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
+        }
+    }
 }
 
 /// Reads one frame with blocking I/O (helper side), with the descriptors that arrive with

@@ -3,7 +3,7 @@
 //! captures the output, enforces the timeout and turns the end into a [`RunReport`].
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -14,8 +14,8 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::cgroup::LimitPlan;
-use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
-use super::spec::{IdMapping, IdRange, SandboxSpec};
+use super::protocol::{self, HelperMessage, HookStatus, Start};
+use super::spec::{IdMapping, SandboxSpec};
 use super::{INIT_ARG, LimitKind, Outcome, SandboxError};
 use crate::sys;
 
@@ -213,6 +213,7 @@ async fn supervise(
         runner_pid: std::process::id() as i32,
         rlimit_memory: plan.rlimit_memory,
         rlimit_pids: plan.rlimit_pids,
+        cgroups: plan.dirs().to_vec(),
     });
     ours.set_nonblocking(true)
         .map_err(protocol_error("configure the socket"))?;
@@ -236,7 +237,6 @@ async fn supervise(
     })?;
     // Our copy of the helper's end must close, or we would never see it hang up.
     drop(command);
-    let pid = child.id().expect("a just-spawned child has a pid");
     let mut control =
         tokio::net::UnixStream::from_std(ours).map_err(protocol_error("register the socket"))?;
 
@@ -255,45 +255,16 @@ async fn supervise(
         started,
     ));
 
-    let handshake = async {
-        control
-            .write_all(&start[written..])
-            .await
-            .map_err(protocol_error("send the spec"))?;
-        match receive(&mut control).await {
-            Ok(HelperMessage::NeedIdMap { .. }) => {}
-            Ok(HelperMessage::SetupFailed { step, errno }) => {
-                return Err(setup_failed(step, errno));
-            }
-            Ok(
-                HelperMessage::Finished(_)
-                | HelperMessage::HandlerMissing
-                | HelperMessage::InitStarted { .. },
-            )
-            | Err(_) => {
-                return Err(SandboxError::HelperDied {
-                    status: "before it created the namespaces".to_owned(),
-                });
-            }
-        }
-        write_id_maps(pid, &spec.ids)?;
-        let idmapped = idmap_lowers(pid, spec)?;
-        plan.join(pid)?;
-        let proceed = Proceed {
-            idmapped_lowers: idmapped.len(),
-        };
-        send_with_rights(&mut control, &protocol::encode(&proceed), &idmapped)
-            .await
-            .map_err(protocol_error("send the go-ahead"))
-    };
-    if let Err(error) = handshake.await {
+    let send_rest = control.write_all(&start[written..]).await;
+    if let Err(error) = send_rest {
         let _ = child.start_kill();
         let _ = child.wait().await;
-        return Err(error);
+        return Err(protocol_error("send the spec")(error));
     }
 
-    // The helper forks the sandbox's init as our child, names it, removes what earlier runs
-    // retired from the work dir and exits; the init may report before the helper does.
+    // The helper forks the sandbox's init as our child and names it, then writes its id maps
+    // and cgroups, removes what earlier runs retired from the work dir and exits; a helper
+    // failing after naming the init says so after its name.
     let mut last = None;
     let init = loop {
         match receive(&mut control).await {
@@ -452,40 +423,6 @@ fn setup_failed(step: String, errno: i32) -> SandboxError {
     }
 }
 
-/// Sends `frame` with `fds` attached: the first batch with the frame, each further batch on
-/// one [`protocol::RIGHTS_MARKER`] byte.
-async fn send_with_rights(
-    control: &mut tokio::net::UnixStream,
-    frame: &[u8],
-    fds: &[OwnedFd],
-) -> std::io::Result<()> {
-    let mut batches = fds.chunks(sys::MAX_RIGHTS_PER_MESSAGE);
-    let first = batches.next().unwrap_or_default();
-    let sent = send_batch(control, frame, first).await?;
-    control.write_all(&frame[sent..]).await?;
-    for batch in batches {
-        send_batch(control, &[protocol::RIGHTS_MARKER], batch).await?;
-    }
-    Ok(())
-}
-
-async fn send_batch(
-    control: &tokio::net::UnixStream,
-    bytes: &[u8],
-    fds: &[OwnedFd],
-) -> std::io::Result<usize> {
-    let fds: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
-    loop {
-        control.writable().await?;
-        match control.try_io(tokio::io::Interest::WRITABLE, || {
-            sys::send_with_rights(control.as_fd(), bytes, &fds)
-        }) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            result => return result,
-        }
-    }
-}
-
 async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<HelperMessage> {
     let len = input.read_u32_le().await? as usize;
     if len > protocol::MAX_FRAME {
@@ -564,63 +501,6 @@ fn prepare_upper(spec: &SandboxSpec) -> Result<(), SandboxError> {
         std::os::unix::fs::lchown(dir, Some(uid), Some(gid))
             .map_err(SandboxError::host("give the id range's root", dir))?;
     }
-    Ok(())
-}
-
-/// As root, each lower layer owned by host ids as a detached mount idmapped with the helper's
-/// user namespace (whose maps are written): open_tree(2) `OPEN_TREE_CLONE`, then
-/// mount_setattr(2) `MOUNT_ATTR_IDMAP`. Only these syscalls, no fork: the helper attaches
-/// the mounts as overlay layers. Rootless, none are needed.
-fn idmap_lowers(pid: u32, spec: &SandboxSpec) -> Result<Vec<OwnedFd>, SandboxError> {
-    use rustix::mount::OpenTreeFlags;
-    let mut lowers = spec.idmapped_lowers().peekable();
-    if lowers.peek().is_none() {
-        return Ok(Vec::new());
-    }
-    let namespace = PathBuf::from(format!("/proc/{pid}/ns/user"));
-    let userns = rustix::fs::open(
-        &namespace,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| SandboxError::host("open the sandbox's user namespace", &namespace)(e.into()))?;
-    lowers
-        .map(|lower| {
-            let clone = rustix::mount::open_tree(
-                rustix::fs::CWD,
-                &lower.path,
-                OpenTreeFlags::OPEN_TREE_CLONE
-                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                    | OpenTreeFlags::AT_RECURSIVE,
-            )
-            .map_err(|e| {
-                SandboxError::host("clone the mount of lower layer", &lower.path)(e.into())
-            })?;
-            sys::idmap_mount(clone.as_fd(), userns.as_fd(), true)
-                .map_err(SandboxError::host("idmap lower layer", &lower.path))?;
-            Ok(clone)
-        })
-        .collect()
-}
-
-/// Writes `/proc/<pid>/{setgroups,uid_map,gid_map}` for the helper (user_namespaces(7)).
-fn write_id_maps(pid: u32, ids: &IdMapping) -> Result<(), SandboxError> {
-    let proc = PathBuf::from(format!("/proc/{pid}"));
-    let lines = |ranges: Vec<IdRange>| {
-        ranges
-            .iter()
-            .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
-            .collect::<String>()
-    };
-    if let IdMapping::Rootless { .. } = ids {
-        // An unprivileged map requires setgroups to be denied first.
-        let path = proc.join("setgroups");
-        std::fs::write(&path, "deny").map_err(SandboxError::host("write", path))?;
-    }
-    let path = proc.join("uid_map");
-    std::fs::write(&path, lines(ids.uid_ranges())).map_err(SandboxError::host("write", path))?;
-    let path = proc.join("gid_map");
-    std::fs::write(&path, lines(ids.gid_ranges())).map_err(SandboxError::host("write", path))?;
     Ok(())
 }
 

@@ -42,20 +42,32 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// `clone3(2)` with `CLONE_PARENT` and nothing shared: a fork whose child is our parent's
-/// child, not ours, so our parent waits for it (and its `PR_SET_PDEATHSIG` follows our
-/// parent) while we may exit at once. Only for the sandbox helper, single-threaded as for
-/// [`fork_single_threaded`].
-pub fn fork_as_sibling() -> io::Result<Forked> {
+/// `clone3(2)` with `CLONE_PARENT`, nothing shared and the `CLONE_NEW*` flags in
+/// `namespaces`: a fork whose child is our parent's child, not ours, so our parent waits for
+/// it (and its `PR_SET_PDEATHSIG` follows our parent) while we may exit at once; with
+/// `CLONE_NEWPID` the child is pid 1 of its pid namespace. Only for the sandbox helper,
+/// single-threaded as for [`fork_single_threaded`].
+pub fn fork_as_sibling(namespaces: u64) -> io::Result<Forked> {
+    let ns_only = (libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWPID
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWCGROUP) as u64;
+    if namespaces & !ns_only != 0 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     ensure_single_threaded()?;
     let args = CloneArgs {
-        flags: libc::CLONE_PARENT as u64,
+        flags: libc::CLONE_PARENT as u64 | namespaces,
         // With CLONE_PARENT the child's exit signal is ours; clone3 requires 0 here.
         exit_signal: 0,
         ..CloneArgs::default()
     };
-    // SAFETY: without CLONE_VM the child runs on a private copy of our memory and stack, so
-    // returning into Rust code in both processes is a fork; the process is single-threaded
+    // SAFETY: without CLONE_VM (only CLONE_NEW* flags are added, checked above) the child runs
+    // on a private copy of our memory and stack, so returning into Rust code in both
+    // processes is a fork; the process is single-threaded
     // (checked above), so the child inherits no lock held by another thread.
     // glibc's cached thread id is stale in the child, which only pthread functions the helper
     // never calls read (raise(3) asks the kernel with gettid(2)). `args` is a live, initialised
@@ -306,11 +318,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sibling_fork_takes_only_namespace_flags() {
+        let err = fork_as_sibling(libc::CLONE_VM as u64).expect_err("CLONE_VM is refused");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
     fn forks_are_refused_in_a_multi_threaded_process() {
         let (stop, parked) = std::sync::mpsc::channel::<()>();
         let other = std::thread::spawn(move || parked.recv());
-        for fork in [fork_single_threaded, fork_as_sibling] {
-            let err = fork().expect_err("a fork with two threads is refused");
+        for result in [fork_single_threaded(), fork_as_sibling(0)] {
+            let err = result.expect_err("a fork with two threads is refused");
             assert!(err.to_string().contains("refusing to fork"), "{err}");
         }
         stop.send(()).unwrap();
