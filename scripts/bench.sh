@@ -59,13 +59,18 @@ fi
 # Internal: `bench.sh __git_commits TREES DIR`, the git side of bench_merge from nothing (see
 # git_commits; defined below, so dispatched at the end).
 
+# Where release builds land: .cargo/config.toml names the target (static linking).
+release_dir() {
+  echo "$PWD/target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-gnu}/release"
+}
+
 # The hookbox binary to benchmark: $HOOKBOX, else a fresh release build.
 hookbox_binary() {
   if [ -n "${HOOKBOX:-}" ]; then
     echo "$HOOKBOX"
   else
     cargo build --release -q >&2
-    echo "$PWD/target/release/hookbox"
+    echo "$(release_dir)/hookbox"
   fi
 }
 
@@ -419,7 +424,8 @@ bench_merge() {
   local hookbox
   hookbox=$(hookbox_binary)
   cargo build --release -q --example merge_bench >&2
-  local merge_bench="$PWD/target/release/examples/merge_bench"
+  local merge_bench
+  merge_bench="$(release_dir)/examples/merge_bench"
   if [ ! -f "$BENCH_DIR/ready" ]; then
     echo "bench_merge: generating the trees (once) in $BENCH_DIR"
     chmod -R u+rwX "$BENCH_DIR" 2>/dev/null || true
