@@ -97,6 +97,9 @@ pub mod failpoints {
     pub const SQUASH_MID_REMOVE: &str = "squash:mid-remove";
     /// After `resolved` recorded its commit of the operator layer.
     pub const RESOLVE_AFTER_JOURNAL: &str = "resolve:after-journal";
+    /// `resolved` (no retry) committed, before its history line and before the failed hook
+    /// is removed from the unit's queue.
+    pub const RESOLVE_BEFORE_POP: &str = "resolve:before-pop";
     /// After the upgrade record was written, before the runtime layers are merged.
     pub const UPGRADE_BEFORE_MERGE: &str = "upgrade:before-merge";
     /// After the merged layer was written to its staging dir, before it is installed.
@@ -1171,9 +1174,15 @@ impl Unit {
 
     /// `resolved` without retry: commits the operator layer (when it holds anything) as the
     /// newest runtime layer and goes idle, as though the failed hook had succeeded without
-    /// its own writes (rule 6). Returns the error that was resolved and the committed layer.
-    /// Refused with `NotInError` when the unit is not in error.
-    pub fn resolve(&mut self) -> Result<(ErrorKind, Option<LayerId>), UnitError> {
+    /// its own writes (rule 6). `pending` is kept with the commit like [`Unit::commit`]'s, so
+    /// what the caller does after the resolution (record it, take the failed hook off the
+    /// queue) is finished by the next process if this one dies first. Returns the error
+    /// that was resolved and the committed layer. Refused with `NotInError` when the unit is
+    /// not in error.
+    pub fn resolve(
+        &mut self,
+        pending: Option<serde_json::Value>,
+    ) -> Result<(ErrorKind, Option<LayerId>), UnitError> {
         let UnitState::Error { error } = self.journal.state.clone() else {
             return Err(UnitError::NotInError {
                 unit: self.name().clone(),
@@ -1198,7 +1207,7 @@ impl Unit {
             run,
             context_id: String::new(),
             operator_layer,
-            pending: None,
+            pending,
         };
         self.write(next)?;
         self.step(failpoints::RESOLVE_AFTER_JOURNAL)?;
@@ -1665,7 +1674,7 @@ mod tests {
                 }
                 None => assert!(model.error.is_none()),
             },
-            Op::Resolve => match unit.resolve() {
+            Op::Resolve => match unit.resolve(None) {
                 Err(UnitError::NotInError { .. }) => assert!(model.error.is_none()),
                 Err(e) => return Err(e),
                 Ok((error, _)) => {
@@ -1861,7 +1870,7 @@ mod tests {
         let root = StateRoot::at(tmp.path());
         let name = UnitName::parse("wp/0").unwrap();
         let mut unit = Unit::create(&root, &name).unwrap();
-        let err = unit.resolve().unwrap_err();
+        let err = unit.resolve(None).unwrap_err();
         assert_eq!(err.to_string(), "unit wp/0 is not in error");
         assert_eq!(err.exit_status(), ExitStatus::Refused);
         let err = Unit::open(&root, &UnitName::parse("wp/1").unwrap(), |_| {}).unwrap_err();

@@ -82,6 +82,19 @@ struct PendingEffects {
     record: HistoryRecord,
 }
 
+/// What a resolution (`resolved` without retry) leaves to finish after its commit, in the
+/// shape of a run's pending effects (none): its history line, whose `context_id` marks it
+/// done, and whose hook is the failed hook the queue drops (see
+/// `lifecycle::account_for_last_commit`).
+pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::Value> {
+    let pending = PendingEffects {
+        context_id: record.context_id.clone()?,
+        effects: HookEffects::default(),
+        record: record.clone(),
+    };
+    serde_json::to_value(&pending).ok()
+}
+
 /// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
 /// finishes what a killed runner left: the effects of a committed hook whose history line is
 /// missing are applied (applying is a replacement, so a repeat is harmless) and its line is

@@ -21,7 +21,7 @@ use crate::model::{
 use crate::store::charms::CharmStore;
 use crate::store::digest::CharmDigest;
 
-use super::hook_run::{HookReport, HookRequest, Runner, open_unit};
+use super::hook_run::{HookReport, HookRequest, Runner, open_unit, random_u63, resolution_pending};
 use super::{RunnerError, relations};
 
 /// Prints (or otherwise reports) what a command waits for.
@@ -893,23 +893,26 @@ pub fn resolve(
         }
     } else {
         let started = Timestamp::now();
-        let (_, layer) = unit.resolve()?;
-        history::append(
-            &unit.paths().history_file(),
-            &HistoryRecord {
-                kind: RecordKind::Resolved,
-                hook: failed_hook.clone().unwrap_or_default(),
-                outcome: None,
-                exit_code: None,
-                signal: None,
-                reason: None,
-                context_id: None,
-                charm_revision: None,
-                started,
-                duration_ms: started.elapsed().as_millis() as u64,
-                layer,
-            },
-        )?;
+        let mut record = HistoryRecord {
+            kind: RecordKind::Resolved,
+            hook: failed_hook.clone().unwrap_or_default(),
+            outcome: None,
+            exit_code: None,
+            signal: None,
+            reason: None,
+            context_id: Some(format!("{name}-resolved-{}", random_u63())),
+            charm_revision: None,
+            started,
+            duration_ms: 0,
+            layer: None,
+        };
+        // The commit carries the history line: a process killed after it has the line
+        // written and the failed hook taken off the queue by the next command on the unit.
+        let (_, layer) = unit.resolve(resolution_pending(&record))?;
+        crate::model::journal::failpoint(crate::model::journal::failpoints::RESOLVE_BEFORE_POP);
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        record.layer = layer;
+        history::append(&unit.paths().history_file(), &record)?;
     }
     let mut state = UnitRuntime::load(root, name)?;
     if let Some(hook) = &failed_hook

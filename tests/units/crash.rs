@@ -413,3 +413,88 @@ fn a_committed_queued_hook_never_runs_twice() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["outcome"], "unchanged", "{json}");
 }
+
+/// `resolved` (no retry) killed after its commit, before the failed hook left the queue:
+/// the next command does not run the resolved hook again; it runs the rest of the queue,
+/// and the history shows the resolution once.
+fn a_killed_resolution_never_reruns_the_resolved_hook(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let count = "#!/bin/sh\necho \"$JUJU_HOOK_NAME\" >> ran\n";
+    let charm = write_charm(
+        &u.env,
+        "rs",
+        "",
+        &[
+            ("hooks/install", count, 0o755),
+            ("hooks/config-changed", "#!/bin/sh\nexit 1\n", 0o755),
+            ("hooks/start", count, 0o755),
+        ],
+    );
+    let charm = charm.to_str().unwrap();
+    u.expect(&["deploy", charm, "rs"], 1);
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["error"]["hook"], "config-changed", "{unit}");
+    assert_eq!(
+        unit["queued"],
+        serde_json::json!(["config-changed", "start"]),
+        "{unit}"
+    );
+    let status = u
+        .command()
+        .args(["resolved", "rs/0"])
+        .env("HOOKBOX_FAILPOINT", "resolve:before-pop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint resolve:before-pop was not reached"
+    );
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["agent_status"], "idle", "{unit}");
+    // The same deploy again resumes the queue: start, not config-changed.
+    let out = u.expect(&["deploy", charm, "rs", "--json"], 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"], "resumed", "{json}");
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["agent_status"], "idle", "{unit}");
+    assert_eq!(unit["queued"], serde_json::json!([]), "{unit}");
+    assert_eq!(u.read("rs/0", "ran").as_deref(), Some("install\nstart\n"));
+    let lines: Vec<(String, String)> = u
+        .history("rs/0")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["hook"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let lines: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|(k, h)| (k.as_str(), h.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("hook", "install"),
+            ("hook", "leader-elected"),
+            ("hook", "config-changed"),
+            ("resolved", "config-changed"),
+            ("hook", "start"),
+        ],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_killed_resolution_never_reruns_the_resolved_hook_as_caller() {
+    a_killed_resolution_never_reruns_the_resolved_hook(Identity::Caller);
+}
+
+#[test]
+fn a_killed_resolution_never_reruns_the_resolved_hook_as_nobody() {
+    a_killed_resolution_never_reruns_the_resolved_hook(Identity::Nobody);
+}
