@@ -15,7 +15,8 @@
 //!
 //! Recovery (run by [`Unit::open`] under the unit lock, before anything else): a journal
 //! `running-hook` means the runner died mid-hook: the upper goes to `failed/`, the unit is
-//! in error `hook failed: "<hook>"` and its stack is the pre-hook stack (rule 7). A journal
+//! in error `hook failed: "<hook>"` and its stack is the pre-hook stack (rule 7); for an
+//! action the unit is left idle instead, as a failed action leaves it. A journal
 //! `committing` is rolled forward: every rename it names is done if not done yet, so the
 //! commit is applied whole. A squash record is dropped with its staging dir. Finally every
 //! directory under `layers/`, `runs/` and `squash/` that the journal does not name is an
@@ -257,6 +258,9 @@ pub enum UnitState {
         started: Timestamp,
         /// Whether this is `resolved --retry` (the operator layer is in the stack).
         retry: bool,
+        /// Whether the run is an action (a killed one leaves the unit idle, not in error).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        action: bool,
     },
     /// The hook succeeded and its layer is being committed.
     Committing {
@@ -420,6 +424,8 @@ pub struct InterruptedHook {
     pub context_id: String,
     /// When it started.
     pub started: Timestamp,
+    /// Whether it was an action (discarded; the unit is idle, not in error).
+    pub action: bool,
 }
 
 /// A commit that recovery completed.
@@ -661,17 +667,27 @@ impl Unit {
     /// Starts a hook run: creates `runs/<id>/{upper,work}` and records `running-hook`.
     /// Refused while the unit is in error (rule 5) or busy.
     pub fn begin_hook(&mut self, hook: &str, context_id: &str) -> Result<RunDirs, UnitError> {
+        self.ensure_idle("start a hook")?;
+        self.start_run(hook, context_id, false, false)
+    }
+
+    /// Starts an action run: as [`Unit::begin_hook`], but recorded as an action, so that
+    /// recovery from a killed runner discards it as a failed action (the unit stays idle).
+    pub fn begin_action(&mut self, action: &str, context_id: &str) -> Result<RunDirs, UnitError> {
+        self.ensure_idle("start an action")?;
+        self.start_run(action, context_id, false, true)
+    }
+
+    /// `InError` while the unit is in error (rule 5), `WrongState` while it is busy.
+    fn ensure_idle(&self, step: &'static str) -> Result<(), UnitError> {
         match &self.journal.state {
-            UnitState::Idle => {}
-            UnitState::Error { error } => {
-                return Err(UnitError::InError {
-                    unit: self.name().clone(),
-                    error: error.clone(),
-                });
-            }
-            _ => return Err(self.wrong_state("start a hook")),
+            UnitState::Idle => Ok(()),
+            UnitState::Error { error } => Err(UnitError::InError {
+                unit: self.name().clone(),
+                error: error.clone(),
+            }),
+            _ => Err(self.wrong_state(step)),
         }
-        self.start_run(hook, context_id, false)
     }
 
     /// `resolved --retry`: reruns the failed hook from its pre-hook state plus the operator
@@ -688,7 +704,7 @@ impl Unit {
                 });
             }
         };
-        let run = self.start_run(&hook, context_id, true)?;
+        let run = self.start_run(&hook, context_id, true, false)?;
         Ok((hook, run))
     }
 
@@ -697,6 +713,7 @@ impl Unit {
         hook: &str,
         context_id: &str,
         retry: bool,
+        action: bool,
     ) -> Result<RunDirs, UnitError> {
         let id = LayerId::generate(self.journal.next_sequence);
         let run = self.paths.layer_dirs().create_run(&id)?;
@@ -710,6 +727,7 @@ impl Unit {
             context_id: context_id.to_owned(),
             started: Timestamp::now(),
             retry,
+            action,
         };
         self.write(next)?;
         self.step(failpoints::BEGIN_AFTER_JOURNAL)?;
@@ -1339,16 +1357,23 @@ impl Unit {
                 run,
                 context_id,
                 started,
+                action,
                 ..
             } => {
-                self.discard_run(&hook, &run, true)?;
+                // A killed action is a failed action: discarded, the unit left idle.
+                self.discard_run(&hook, &run, !action)?;
+                let reason = if action {
+                    "interrupted: hookbox was killed while the action ran"
+                } else {
+                    "hookbox was killed while the hook ran"
+                };
                 let record = HistoryRecord {
                     kind: RecordKind::Hook,
                     hook: hook.clone(),
                     outcome: Some(Outcome::Failed),
                     exit_code: None,
                     signal: None,
-                    reason: Some("hookbox was killed while the hook ran".to_owned()),
+                    reason: Some(reason.to_owned()),
                     context_id: Some(context_id.clone()),
                     charm_revision: None,
                     started,
@@ -1356,11 +1381,16 @@ impl Unit {
                     layer: None,
                 };
                 history::append(&self.paths.history_file(), &record)?;
-                tracing::warn!(unit = %self.name(), hook, "recovered a hook interrupted by a killed runner: unit is in error");
+                if action {
+                    tracing::warn!(unit = %self.name(), action = hook, "recovered an action interrupted by a killed runner: discarded, unit is idle");
+                } else {
+                    tracing::warn!(unit = %self.name(), hook, "recovered a hook interrupted by a killed runner: unit is in error");
+                }
                 recovery.interrupted_hook = Some(InterruptedHook {
                     hook,
                     context_id,
                     started,
+                    action,
                 });
             }
             UnitState::Committing { hook, pending, .. } => {
@@ -1861,6 +1891,35 @@ mod tests {
             unit.begin_hook("config-changed", "x"),
             Err(UnitError::InError { .. })
         ));
+    }
+
+    #[test]
+    fn a_killed_action_is_discarded_and_leaves_the_unit_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        let run = unit.begin_action("backup", "wp-0-backup-1").unwrap();
+        write_upper(&run.upper, &[Write::Put(1, 1)]);
+        drop(unit); // killed mid-action
+        let (unit, recovery) = Unit::open(&root, &name, |_| {}).unwrap();
+        let interrupted = recovery.interrupted_hook.unwrap();
+        assert_eq!(interrupted.hook, "backup");
+        assert!(interrupted.action);
+        assert_eq!(unit.state(), &UnitState::Idle);
+        assert!(!unit.journal().operator);
+        assert_eq!(merged(&unit.lowers()), BTreeMap::new());
+        assert!(unit.paths().failed(&run.id).join("f1").exists());
+        let history = history::read(&unit.paths().history_file()).unwrap();
+        assert_eq!(history[0].outcome, Some(Outcome::Failed));
+        assert!(
+            history[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("interrupted")
+        );
+        check_consistent(&unit);
     }
 
     #[test]

@@ -304,6 +304,8 @@ impl Runner {
         // The run: a fresh upper, the journal says running-hook.
         let run = if request.retry {
             unit.begin_retry(&context_id)?.1
+        } else if is_action {
+            unit.begin_action(hook.as_str(), &context_id)?
         } else {
             unit.begin_hook(hook.as_str(), &context_id)?
         };
