@@ -107,6 +107,71 @@ fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_nobody() {
     removing_the_leader_whose_hooks_use_app_tools_finishes(Identity::Nobody);
 }
 
+/// remove-unit of the leader killed after the application record named the new leader,
+/// before leader-elected ran on it: the next command that runs hooks runs leader-elected on
+/// the new leader (the handover was posted to its inbox with the record).
+fn a_killed_leader_removal_still_hands_over_leadership(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let charm = leader_charm(&u);
+    u.expect(
+        &["deploy", charm.to_str().unwrap(), "ldr", "--units", "2"],
+        0,
+    );
+    let status = u
+        .command()
+        .args(["remove-unit", "ldr/0"])
+        .env("HOOKBOX_FAILPOINT", "remove:after-forget")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint remove:after-forget was not reached"
+    );
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    assert_eq!(status["applications"]["ldr"]["leader"], "ldr/1", "{status}");
+    u.expect(&["run", "ldr/1", "update-status"], 0);
+    let hooks: Vec<String> = u
+        .history("ldr/1")
+        .iter()
+        .map(|r| r["hook"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        hooks.iter().filter(|h| *h == "leader-elected").count(),
+        1,
+        "{hooks:?}"
+    );
+    assert_eq!(
+        hooks.last().map(String::as_str),
+        Some("leader-elected"),
+        "{hooks:?}"
+    );
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    let app = &status["applications"]["ldr"];
+    assert_eq!(
+        app["status"]["message"], "leader-elected by ldr/1",
+        "{status}"
+    );
+    assert_eq!(
+        app["units"]["ldr/1"]["queued"],
+        serde_json::json!([]),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_killed_leader_removal_still_hands_over_leadership_as_caller() {
+    a_killed_leader_removal_still_hands_over_leadership(Identity::Caller);
+}
+
+#[test]
+fn a_killed_leader_removal_still_hands_over_leadership_as_nobody() {
+    a_killed_leader_removal_still_hands_over_leadership(Identity::Nobody);
+}
+
 /// Rule 5 is about hooks: a failed action (non-zero exit or action-fail) is reported failed
 /// (exit 1, history `failed`), its writes are discarded, and the unit is not in error.
 fn failed_actions_leave_the_unit_alone(mode: Identity) {
