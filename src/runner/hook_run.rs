@@ -356,6 +356,8 @@ impl Runner {
         spec.hostname = name.dir_name();
         spec.network = app_runtime.run.network;
         spec.limits.timeout = app_runtime.run.timeout();
+        spec.limits.pids = app_runtime.run.pids_limit();
+        spec.limits.memory_bytes = app_runtime.run.memory_bytes;
         spec.handler = Some(HandlerLookup {
             dispatch: charm_path.join("dispatch"),
             hook: hook_path,
@@ -380,6 +382,7 @@ impl Runner {
         let options = RunOptions {
             stream: request.stream,
             run_id: Some(context_id.clone()),
+            warn_fallbacks: app_runtime.run.has_own_limits(),
             ..RunOptions::default()
         };
         steps.done("prepare the sandbox");

@@ -260,7 +260,7 @@ pub struct DeployRequest {
     pub units: u32,
     /// `--config K=V` pairs.
     pub config: Vec<(String, String)>,
-    /// Network and timeout of the application's hooks.
+    /// Network, timeout and resource limits of the application's hooks.
     pub run: RunSettings,
     /// How many units run hooks at once.
     pub parallel: usize,

@@ -27,7 +27,7 @@ pub enum Hierarchy {
 #[derive(Debug, Default)]
 pub struct LimitPlan {
     /// The run's cgroup directories (one for v2, one per controller for v1).
-    dirs: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, Hierarchy)>,
     /// The directory holding the memory controller's files, if any.
     memory: Option<(PathBuf, Hierarchy)>,
     /// The directory holding the pids controller's files, if any.
@@ -42,7 +42,10 @@ pub struct LimitPlan {
 
 impl LimitPlan {
     /// Creates the run's cgroups and writes the limits; falls back to rlimits with warnings.
+    /// The cgroups are named after `run_id`, every character but ASCII letters, digits, `-`
+    /// and `_` replaced by `-` (a context id such as `wp/0-install-7` names one directory).
     pub fn prepare(limits: &Limits, run_id: &str) -> Result<Self, SandboxError> {
+        let run_id = &cgroup_name(run_id);
         let mut plan = LimitPlan::default();
         let wanted: Vec<&str> = [
             limits.memory_bytes.map(|_| "memory"),
@@ -59,7 +62,7 @@ impl LimitPlan {
         if let Some(base) = delegated_v2(&wanted) {
             let dir = base.join(format!("hookbox-{run_id}"));
             if std::fs::create_dir(&dir).is_ok() {
-                plan.dirs.push(dir.clone());
+                plan.dirs.push((dir.clone(), Hierarchy::V2));
                 plan.write_v2(&dir, limits)?;
                 missing.clear();
             }
@@ -68,7 +71,7 @@ impl LimitPlan {
             let Some(dir) = v1_dir(controller, run_id) else {
                 continue;
             };
-            plan.dirs.push(dir.clone());
+            plan.dirs.push((dir.clone(), Hierarchy::V1));
             plan.write_v1(controller, &dir, limits)?;
             missing.retain(|c| *c != controller);
         }
@@ -154,12 +157,28 @@ impl LimitPlan {
         Ok(())
     }
 
-    /// Moves `pid` (and so everything it forks) into the run's cgroups.
+    /// Moves `pid` (and so everything it forks) into the run's v2 cgroup; the helper joins
+    /// the v1 cgroups itself ([`LimitPlan::self_join_files`]).
     pub fn join(&self, pid: u32) -> Result<(), SandboxError> {
-        for dir in &self.dirs {
-            write(dir, "cgroup.procs", &pid.to_string())?;
+        for (dir, hierarchy) in &self.dirs {
+            if *hierarchy == Hierarchy::V2 {
+                write(dir, "cgroup.procs", &pid.to_string())?;
+            }
         }
         Ok(())
+    }
+
+    /// The `tasks` files of the run's v1 cgroups: the single-threaded helper writes `0` to
+    /// each before it creates its namespaces, moving itself (and so everything it forks).
+    /// A thread that moves itself skips the global lock a move by pid takes
+    /// (`cgroup_threadgroup_rwsem`, whose writer waits for an RCU grace period: about 10 ms
+    /// per run when the runner writes the pid to `cgroup.procs`).
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V1)
+            .map(|(dir, _)| dir.join("tasks"))
+            .collect()
     }
 
     /// Whether the kernel killed a process of the run for exceeding the memory limit.
@@ -181,7 +200,7 @@ impl LimitPlan {
 
     /// Removes the run's cgroups (they are empty once the pid namespace is gone).
     pub async fn remove(self) {
-        for dir in &self.dirs {
+        for (dir, _) in &self.dirs {
             for attempt in 0..50 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -194,6 +213,20 @@ impl LimitPlan {
             }
         }
     }
+}
+
+/// `run_id` as one directory name.
+fn cgroup_name(run_id: &str) -> String {
+    run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn quota_us(cpu: f64) -> u64 {
@@ -253,4 +286,19 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
     let dir = parent.join(run_id);
     std::fs::create_dir(&dir).ok()?;
     Some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_id_names_one_cgroup_directory() {
+        assert_eq!(
+            cgroup_name("wp/0-install-1234"),
+            "wp-0-install-1234".to_owned()
+        );
+        assert_eq!(cgroup_name("../x y"), "---x-y".to_owned());
+        assert_eq!(cgroup_name("run_01-ab"), "run_01-ab".to_owned());
+    }
 }

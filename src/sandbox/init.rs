@@ -172,10 +172,15 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
     // Block the signals the helper and the init wait for with sigwait(2).
     block_handled_signals().step(|| "block signals".into())?;
+    // Into the run's v1 cgroups, as host root still: `0` in `tasks` moves the calling
+    // thread without the global lock a move by pid takes (cgroup-v1 docs, "tasks").
+    for tasks in &start.join_cgroups {
+        std::fs::write(tasks, "0").step(|| format!("join the cgroup {}", tasks.display()))?;
+    }
     // New user, mount, pid, ipc, uts and (unless host networking) net namespaces.
     nix::sched::unshare(namespace_flags(spec)).step(|| "create namespaces".into())?;
     // The runner writes our uid/gid maps (it holds the privilege for a range), puts us in
-    // the run's cgroups and, as root, sends the host-owned lower layers as mounts idmapped
+    // the run's v2 cgroup and, as root, sends the host-owned lower layers as mounts idmapped
     // with our user namespace.
     let idmapped = request_id_map(control).step(|| "wait for the id map".into())?;
     // A cgroup namespace rooted at the run's cgroup.

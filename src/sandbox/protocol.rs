@@ -33,6 +33,10 @@ pub struct Start {
     pub rlimit_memory: bool,
     /// Enforce the pids limit with `RLIMIT_NPROC` (no pids cgroup).
     pub rlimit_pids: bool,
+    /// The v1 cgroup `tasks` files the helper writes `0` to, moving itself into the run's
+    /// cgroups before it creates its namespaces (see `LimitPlan::self_join_files`).
+    #[serde(default)]
+    pub join_cgroups: Vec<std::path::PathBuf>,
 }
 
 /// The runner's go-ahead after writing the id maps and joining the cgroups.
