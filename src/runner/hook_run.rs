@@ -98,13 +98,19 @@ pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::V
 /// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
 /// finishes what a killed runner left: the effects of a committed hook whose history line is
 /// missing are applied (applying is a replacement, so a repeat is harmless) and its line is
-/// written; those of a hook that did not commit were never recorded.
+/// written; those of a hook that did not commit were never recorded. The cgroups of a hook
+/// interrupted mid-run are removed.
 pub fn open_unit(
     root: &StateRoot,
     name: &UnitName,
     on_wait: impl FnOnce(&str),
 ) -> Result<(Unit, Recovery), RunnerError> {
     let (unit, recovery) = Unit::open(root, name, on_wait)?;
+    if let Some(interrupted) = &recovery.interrupted_hook {
+        // Its runner was killed before it removed the run's cgroups (the run id is the
+        // context id).
+        sandbox::remove_stale_cgroups(&interrupted.context_id);
+    }
     if let Some(value) = &recovery.unapplied {
         finish_unapplied(root, &unit, value)?;
     }

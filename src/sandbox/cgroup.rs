@@ -215,6 +215,41 @@ impl LimitPlan {
     }
 }
 
+/// Removes the cgroups of the run `run_id` whose runner was killed before it removed them
+/// (the run's processes die with its pid namespace, asynchronously: a cgroup still busy is
+/// retried for up to a second, then left).
+pub fn remove_stale(run_id: &str) {
+    let name = cgroup_name(run_id);
+    let mut dirs: Vec<PathBuf> = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|controller| {
+            Path::new(V1_ROOT)
+                .join(controller)
+                .join("hookbox")
+                .join(&name)
+        })
+        .collect();
+    dirs.extend(delegated_v2(&[]).map(|base| base.join(format!("hookbox-{name}"))));
+    for dir in dirs {
+        for attempt in 0..100 {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => {
+                    tracing::info!(cgroup = %dir.display(), "removed the cgroup of a killed run");
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the cgroup of a killed run");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// `run_id` as one directory name.
 fn cgroup_name(run_id: &str) -> String {
     run_id

@@ -252,6 +252,14 @@ fn failpoints(mode: Identity) {
     kill_while_running(&u, "stop", &marker);
     let status = u.unit_status("counter/0");
     assert_eq!(status["error"]["hook"], "stop", "{status}");
+    // The killed run's cgroup (root: a pids cgroup per run, named after its context id) is
+    // removed by the recovery.
+    let context_id = u.history("counter/0").pop().unwrap()["context_id"]
+        .as_str()
+        .unwrap()
+        .replace('/', "-");
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/hookbox").join(&context_id);
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
     assert_eq!(u.tree("counter/0"), before);
     let last = u.history("counter/0").pop().unwrap();
     assert_eq!(last["outcome"], "failed");
