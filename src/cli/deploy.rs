@@ -8,7 +8,7 @@ use hookbox::runner::lifecycle::{self, DeployRequest};
 use hookbox::store::StateRoot;
 
 use super::output::print_json;
-use super::parse::NetworkArg;
+use super::parse::{NetworkArg, parse_bytes};
 use super::units;
 
 /// Deploy a charm as an application and start its units.
@@ -21,6 +21,11 @@ use super::units;
 /// strictly in order. A unit whose hook fails stops there, in error, with the rest of its
 /// hooks queued until `hookbox resolved`; the other units go on. Deploying the same charm
 /// again under the same name changes nothing.
+///
+/// --network, --timeout, --pids and --memory are stored with the application and apply to
+/// every hook and action of its units. Every hook run has a pids limit (4096 processes and
+/// threads unless --pids says otherwise), so a fork bomb fails its hook instead of
+/// exhausting the machine; memory is unlimited unless --memory is given.
 ///
 /// Exit status: 0 when every unit started, 1 when a unit ended in error, 3 for an invalid
 /// charm, 4 when APP exists with another charm, 5 when the sandbox cannot run.
@@ -42,6 +47,16 @@ pub struct DeployArgs {
     /// Time limit of each hook, in seconds (the hook fails when it passes).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Maximum number of processes and threads of each hook run; 0 for unlimited. A hook
+    /// that reaches it fails (a cgroup limit as root, RLIMIT_NPROC rootless). [default:
+    /// 4096]
+    #[arg(long, value_name = "N")]
+    pub pids: Option<u64>,
+    /// Memory limit of each hook run, in bytes or with a K, M or G suffix (e.g. 512M): a
+    /// cgroup limit as root, RLIMIT_AS (address space) rootless. A hook that exceeds it
+    /// fails. [default: unlimited]
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub memory: Option<u64>,
     /// How many units run hooks at once [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     pub parallel: Option<usize>,
@@ -68,6 +83,8 @@ pub fn run(root: &StateRoot, args: DeployArgs) -> anyhow::Result<ExitStatus> {
         run: RunSettings {
             network: args.network.into(),
             timeout_secs: args.timeout,
+            pids: args.pids,
+            memory_bytes: args.memory,
         },
         parallel: args
             .parallel

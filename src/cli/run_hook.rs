@@ -22,7 +22,9 @@ use super::units;
 /// as it runs. The hook's writes are committed when it succeeds; when it fails they are
 /// discarded and the unit is in error until `hookbox resolved`. A unit in error runs
 /// nothing (exit 1); so does a hook that fails. Another hookbox working on the unit is
-/// waited for, with a message saying so.
+/// waited for, with a message saying so. The run gets the network, timeout and resource
+/// limits the application was deployed with (by default at most 4096 processes and
+/// threads; see `hookbox deploy --help`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The unit, e.g. hello/0.

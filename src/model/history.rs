@@ -59,7 +59,8 @@ pub struct HistoryRecord {
     /// Why it failed, in words (`timeout after 30s`, `hookbox was killed ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The run's `JUJU_CONTEXT_ID`.
+    /// The run's `JUJU_CONTEXT_ID` (for a resolution: an id of the same form that marks
+    /// its line written, `<unit>-resolved-<random>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_id: Option<String>,
     /// The charm's revision, when known.

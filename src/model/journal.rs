@@ -15,7 +15,8 @@
 //!
 //! Recovery (run by [`Unit::open`] under the unit lock, before anything else): a journal
 //! `running-hook` means the runner died mid-hook: the upper goes to `failed/`, the unit is
-//! in error `hook failed: "<hook>"` and its stack is the pre-hook stack (rule 7). A journal
+//! in error `hook failed: "<hook>"` and its stack is the pre-hook stack (rule 7); for an
+//! action the unit is left idle instead, as a failed action leaves it. A journal
 //! `committing` is rolled forward: every rename it names is done if not done yet, so the
 //! commit is applied whole. A squash record is dropped with its staging dir. Finally every
 //! directory under `layers/`, `runs/` and `squash/` that the journal does not name is an
@@ -97,6 +98,9 @@ pub mod failpoints {
     pub const SQUASH_MID_REMOVE: &str = "squash:mid-remove";
     /// After `resolved` recorded its commit of the operator layer.
     pub const RESOLVE_AFTER_JOURNAL: &str = "resolve:after-journal";
+    /// `resolved` (no retry) committed, before its history line and before the failed hook
+    /// is removed from the unit's queue.
+    pub const RESOLVE_BEFORE_POP: &str = "resolve:before-pop";
     /// After the upgrade record was written, before the runtime layers are merged.
     pub const UPGRADE_BEFORE_MERGE: &str = "upgrade:before-merge";
     /// After the merged layer was written to its staging dir, before it is installed.
@@ -254,6 +258,9 @@ pub enum UnitState {
         started: Timestamp,
         /// Whether this is `resolved --retry` (the operator layer is in the stack).
         retry: bool,
+        /// Whether the run is an action (a killed one leaves the unit idle, not in error).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        action: bool,
     },
     /// The hook succeeded and its layer is being committed.
     Committing {
@@ -417,6 +424,8 @@ pub struct InterruptedHook {
     pub context_id: String,
     /// When it started.
     pub started: Timestamp,
+    /// Whether it was an action (discarded; the unit is idle, not in error).
+    pub action: bool,
 }
 
 /// A commit that recovery completed.
@@ -658,17 +667,27 @@ impl Unit {
     /// Starts a hook run: creates `runs/<id>/{upper,work}` and records `running-hook`.
     /// Refused while the unit is in error (rule 5) or busy.
     pub fn begin_hook(&mut self, hook: &str, context_id: &str) -> Result<RunDirs, UnitError> {
+        self.ensure_idle("start a hook")?;
+        self.start_run(hook, context_id, false, false)
+    }
+
+    /// Starts an action run: as [`Unit::begin_hook`], but recorded as an action, so that
+    /// recovery from a killed runner discards it as a failed action (the unit stays idle).
+    pub fn begin_action(&mut self, action: &str, context_id: &str) -> Result<RunDirs, UnitError> {
+        self.ensure_idle("start an action")?;
+        self.start_run(action, context_id, false, true)
+    }
+
+    /// `InError` while the unit is in error (rule 5), `WrongState` while it is busy.
+    fn ensure_idle(&self, step: &'static str) -> Result<(), UnitError> {
         match &self.journal.state {
-            UnitState::Idle => {}
-            UnitState::Error { error } => {
-                return Err(UnitError::InError {
-                    unit: self.name().clone(),
-                    error: error.clone(),
-                });
-            }
-            _ => return Err(self.wrong_state("start a hook")),
+            UnitState::Idle => Ok(()),
+            UnitState::Error { error } => Err(UnitError::InError {
+                unit: self.name().clone(),
+                error: error.clone(),
+            }),
+            _ => Err(self.wrong_state(step)),
         }
-        self.start_run(hook, context_id, false)
     }
 
     /// `resolved --retry`: reruns the failed hook from its pre-hook state plus the operator
@@ -685,7 +704,7 @@ impl Unit {
                 });
             }
         };
-        let run = self.start_run(&hook, context_id, true)?;
+        let run = self.start_run(&hook, context_id, true, false)?;
         Ok((hook, run))
     }
 
@@ -694,6 +713,7 @@ impl Unit {
         hook: &str,
         context_id: &str,
         retry: bool,
+        action: bool,
     ) -> Result<RunDirs, UnitError> {
         let id = LayerId::generate(self.journal.next_sequence);
         let run = self.paths.layer_dirs().create_run(&id)?;
@@ -707,6 +727,7 @@ impl Unit {
             context_id: context_id.to_owned(),
             started: Timestamp::now(),
             retry,
+            action,
         };
         self.write(next)?;
         self.step(failpoints::BEGIN_AFTER_JOURNAL)?;
@@ -1171,9 +1192,15 @@ impl Unit {
 
     /// `resolved` without retry: commits the operator layer (when it holds anything) as the
     /// newest runtime layer and goes idle, as though the failed hook had succeeded without
-    /// its own writes (rule 6). Returns the error that was resolved and the committed layer.
-    /// Refused with `NotInError` when the unit is not in error.
-    pub fn resolve(&mut self) -> Result<(ErrorKind, Option<LayerId>), UnitError> {
+    /// its own writes (rule 6). `pending` is kept with the commit like [`Unit::commit`]'s, so
+    /// what the caller does after the resolution (record it, take the failed hook off the
+    /// queue) is finished by the next process if this one dies first. Returns the error
+    /// that was resolved and the committed layer. Refused with `NotInError` when the unit is
+    /// not in error.
+    pub fn resolve(
+        &mut self,
+        pending: Option<serde_json::Value>,
+    ) -> Result<(ErrorKind, Option<LayerId>), UnitError> {
         let UnitState::Error { error } = self.journal.state.clone() else {
             return Err(UnitError::NotInError {
                 unit: self.name().clone(),
@@ -1198,7 +1225,7 @@ impl Unit {
             run,
             context_id: String::new(),
             operator_layer,
-            pending: None,
+            pending,
         };
         self.write(next)?;
         self.step(failpoints::RESOLVE_AFTER_JOURNAL)?;
@@ -1330,16 +1357,23 @@ impl Unit {
                 run,
                 context_id,
                 started,
+                action,
                 ..
             } => {
-                self.discard_run(&hook, &run, true)?;
+                // A killed action is a failed action: discarded, the unit left idle.
+                self.discard_run(&hook, &run, !action)?;
+                let reason = if action {
+                    "interrupted: hookbox was killed while the action ran"
+                } else {
+                    "hookbox was killed while the hook ran"
+                };
                 let record = HistoryRecord {
                     kind: RecordKind::Hook,
                     hook: hook.clone(),
                     outcome: Some(Outcome::Failed),
                     exit_code: None,
                     signal: None,
-                    reason: Some("hookbox was killed while the hook ran".to_owned()),
+                    reason: Some(reason.to_owned()),
                     context_id: Some(context_id.clone()),
                     charm_revision: None,
                     started,
@@ -1347,11 +1381,16 @@ impl Unit {
                     layer: None,
                 };
                 history::append(&self.paths.history_file(), &record)?;
-                tracing::warn!(unit = %self.name(), hook, "recovered a hook interrupted by a killed runner: unit is in error");
+                if action {
+                    tracing::warn!(unit = %self.name(), action = hook, "recovered an action interrupted by a killed runner: discarded, unit is idle");
+                } else {
+                    tracing::warn!(unit = %self.name(), hook, "recovered a hook interrupted by a killed runner: unit is in error");
+                }
                 recovery.interrupted_hook = Some(InterruptedHook {
                     hook,
                     context_id,
                     started,
+                    action,
                 });
             }
             UnitState::Committing { hook, pending, .. } => {
@@ -1665,7 +1704,7 @@ mod tests {
                 }
                 None => assert!(model.error.is_none()),
             },
-            Op::Resolve => match unit.resolve() {
+            Op::Resolve => match unit.resolve(None) {
                 Err(UnitError::NotInError { .. }) => assert!(model.error.is_none()),
                 Err(e) => return Err(e),
                 Ok((error, _)) => {
@@ -1855,13 +1894,42 @@ mod tests {
     }
 
     #[test]
+    fn a_killed_action_is_discarded_and_leaves_the_unit_idle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = StateRoot::at(tmp.path());
+        let name = UnitName::parse("wp/0").unwrap();
+        let mut unit = Unit::create(&root, &name).unwrap();
+        let run = unit.begin_action("backup", "wp-0-backup-1").unwrap();
+        write_upper(&run.upper, &[Write::Put(1, 1)]);
+        drop(unit); // killed mid-action
+        let (unit, recovery) = Unit::open(&root, &name, |_| {}).unwrap();
+        let interrupted = recovery.interrupted_hook.unwrap();
+        assert_eq!(interrupted.hook, "backup");
+        assert!(interrupted.action);
+        assert_eq!(unit.state(), &UnitState::Idle);
+        assert!(!unit.journal().operator);
+        assert_eq!(merged(&unit.lowers()), BTreeMap::new());
+        assert!(unit.paths().failed(&run.id).join("f1").exists());
+        let history = history::read(&unit.paths().history_file()).unwrap();
+        assert_eq!(history[0].outcome, Some(Outcome::Failed));
+        assert!(
+            history[0]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("interrupted")
+        );
+        check_consistent(&unit);
+    }
+
+    #[test]
     fn resolving_a_unit_not_in_error_is_refused_with_exit_4() {
         use crate::exit::{ClassifyExit, ExitStatus};
         let tmp = tempfile::tempdir().unwrap();
         let root = StateRoot::at(tmp.path());
         let name = UnitName::parse("wp/0").unwrap();
         let mut unit = Unit::create(&root, &name).unwrap();
-        let err = unit.resolve().unwrap_err();
+        let err = unit.resolve(None).unwrap_err();
         assert_eq!(err.to_string(), "unit wp/0 is not in error");
         assert_eq!(err.exit_status(), ExitStatus::Refused);
         let err = Unit::open(&root, &UnitName::parse("wp/1").unwrap(), |_| {}).unwrap_err();

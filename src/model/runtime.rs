@@ -213,6 +213,11 @@ impl UnitRuntime {
     }
 }
 
+/// The pids limit of a hook run (processes and threads) when the application did not set
+/// one: far above what a hook's package installs and builds use, low enough that a fork
+/// bomb in a hook fails the hook instead of exhausting the machine's pids.
+pub const DEFAULT_HOOK_PIDS: u64 = 4096;
+
 /// How an application's hooks run, chosen at deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RunSettings {
@@ -222,6 +227,15 @@ pub struct RunSettings {
     /// The time limit of one hook, in seconds (none: unlimited).
     #[serde(default)]
     pub timeout_secs: Option<f64>,
+    /// The pids limit of one hook run (none: [`DEFAULT_HOOK_PIDS`]; 0: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// The memory limit of one hook run, in bytes (none: unlimited). No default: without a
+    /// writable memory cgroup (rootless) the limit is `RLIMIT_AS`, address space rather
+    /// than memory, which runtimes that reserve large address spaces (Go, Java, V8) exceed
+    /// at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
 }
 
 impl RunSettings {
@@ -229,6 +243,20 @@ impl RunSettings {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout_secs
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
+    }
+
+    /// The hook pids limit (none: unlimited).
+    pub fn pids_limit(&self) -> Option<u64> {
+        match self.pids {
+            None => Some(DEFAULT_HOOK_PIDS),
+            Some(0) => None,
+            Some(n) => Some(n),
+        }
+    }
+
+    /// Whether the application chose any resource limit itself (rather than the defaults).
+    pub fn has_own_limits(&self) -> bool {
+        self.pids.is_some() || self.memory_bytes.is_some()
     }
 }
 

@@ -82,16 +82,35 @@ struct PendingEffects {
     record: HistoryRecord,
 }
 
+/// What a resolution (`resolved` without retry) leaves to finish after its commit, in the
+/// shape of a run's pending effects (none): its history line, whose `context_id` marks it
+/// done, and whose hook is the failed hook the queue drops (see
+/// `lifecycle::account_for_last_commit`).
+pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::Value> {
+    let pending = PendingEffects {
+        context_id: record.context_id.clone()?,
+        effects: HookEffects::default(),
+        record: record.clone(),
+    };
+    serde_json::to_value(&pending).ok()
+}
+
 /// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
 /// finishes what a killed runner left: the effects of a committed hook whose history line is
 /// missing are applied (applying is a replacement, so a repeat is harmless) and its line is
-/// written; those of a hook that did not commit were never recorded.
+/// written; those of a hook that did not commit were never recorded. The cgroups of a hook
+/// interrupted mid-run are removed.
 pub fn open_unit(
     root: &StateRoot,
     name: &UnitName,
     on_wait: impl FnOnce(&str),
 ) -> Result<(Unit, Recovery), RunnerError> {
     let (unit, recovery) = Unit::open(root, name, on_wait)?;
+    if let Some(interrupted) = &recovery.interrupted_hook {
+        // Its runner was killed before it removed the run's cgroups (the run id is the
+        // context id).
+        sandbox::remove_stale_cgroups(&interrupted.context_id);
+    }
     if let Some(value) = &recovery.unapplied {
         finish_unapplied(root, &unit, value)?;
     }
@@ -291,6 +310,8 @@ impl Runner {
         // The run: a fresh upper, the journal says running-hook.
         let run = if request.retry {
             unit.begin_retry(&context_id)?.1
+        } else if is_action {
+            unit.begin_action(hook.as_str(), &context_id)?
         } else {
             unit.begin_hook(hook.as_str(), &context_id)?
         };
@@ -341,6 +362,8 @@ impl Runner {
         spec.hostname = name.dir_name();
         spec.network = app_runtime.run.network;
         spec.limits.timeout = app_runtime.run.timeout();
+        spec.limits.pids = app_runtime.run.pids_limit();
+        spec.limits.memory_bytes = app_runtime.run.memory_bytes;
         spec.handler = Some(HandlerLookup {
             dispatch: charm_path.join("dispatch"),
             hook: hook_path,
@@ -365,6 +388,7 @@ impl Runner {
         let options = RunOptions {
             stream: request.stream,
             run_id: Some(context_id.clone()),
+            warn_fallbacks: app_runtime.run.has_own_limits(),
             ..RunOptions::default()
         };
         steps.done("prepare the sandbox");

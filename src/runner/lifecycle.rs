@@ -21,7 +21,7 @@ use crate::model::{
 use crate::store::charms::CharmStore;
 use crate::store::digest::CharmDigest;
 
-use super::hook_run::{HookReport, HookRequest, Runner, open_unit};
+use super::hook_run::{HookReport, HookRequest, Runner, open_unit, random_u63, resolution_pending};
 use super::{RunnerError, relations};
 
 /// Prints (or otherwise reports) what a command waits for.
@@ -260,7 +260,7 @@ pub struct DeployRequest {
     pub units: u32,
     /// `--config K=V` pairs.
     pub config: Vec<(String, String)>,
-    /// Network and timeout of the application's hooks.
+    /// Network, timeout and resource limits of the application's hooks.
     pub run: RunSettings,
     /// How many units run hooks at once.
     pub parallel: usize,
@@ -454,8 +454,8 @@ fn reconcile_units(
             changed = true;
         }
     }
-    if changed && !app.leader.is_some_and(|l| app.units.contains(&l)) {
-        app.leader = app.units.first().copied();
+    if changed {
+        elect_leader(root, app, true)?;
     }
     let prefix = format!("{}-", app.name);
     let units_dir = root.units_dir();
@@ -554,24 +554,23 @@ pub struct RemoveReport {
     pub unit: UnitReport,
     /// Whether the unit and its layers are gone.
     pub removed: bool,
-    /// The unit that became leader because this one (the leader) went.
-    #[serde(skip)]
-    new_leader: Option<UnitName>,
 }
 
 /// Stops and removes one unit: runs stop then remove (no application lock is held: a hook
 /// may call tools that take it), drops the unit from its application record (taking the
 /// application lock under the unit lock: unit, then application, the order of every
 /// command), then deletes its layers and state. A unit already in error runs no hook and
-/// is removed; a hook that fails here leaves the unit in error and in place.
+/// is removed; a hook that fails here leaves the unit in error and in place. `hand_over`:
+/// see [`forget_unit`].
 fn remove_one(
     runner: &Runner,
     name: &UnitName,
     runtime: &tokio::runtime::Runtime,
     on_wait: WaitNotice<'_>,
+    hand_over: bool,
 ) -> RemoveReport {
     let mut report = UnitReport::new(name);
-    let result = (|| -> Result<(bool, Option<UnitName>), RunnerError> {
+    let result = (|| -> Result<bool, RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
         account_for_last_commit(runner.root(), &unit)?;
         if unit.error().is_none() {
@@ -582,27 +581,25 @@ fn remove_one(
             state.save(runner.root(), name)?;
             runtime.block_on(run_queue(runner, &mut unit, &mut report, false))?;
             if unit.error().is_some() {
-                return Ok((false, None));
+                return Ok(false);
             }
         } else {
             tracing::warn!(unit = %name, "unit is in error: removed without running stop and remove");
         }
         relations::announce_departure(runner.root(), name)?;
-        let new_leader = forget_unit(runner.root(), name, on_wait)?;
+        forget_unit(runner.root(), name, on_wait, hand_over)?;
         crate::model::journal::failpoint(crate::model::journal::failpoints::REMOVE_AFTER_FORGET);
         unit.remove()?;
-        Ok((true, new_leader))
+        Ok(true)
     })();
     match result {
-        Ok((removed, new_leader)) => RemoveReport {
+        Ok(removed) => RemoveReport {
             unit: report,
             removed,
-            new_leader,
         },
         Err(e) => RemoveReport {
             unit: report.failed_with(e),
             removed: false,
-            new_leader: None,
         },
     }
 }
@@ -619,43 +616,61 @@ pub fn remove_unit(
         return Err(UnitError::UnknownUnit { unit: name.clone() }.into());
     }
     let report = for_each_unit(std::slice::from_ref(name), 1, |unit, runtime| {
-        remove_one(runner, unit, runtime, on_wait)
+        remove_one(runner, unit, runtime, on_wait, true)
     })
     .pop()
     .expect("one unit, one report");
-    if let Some(leader) = &report.new_leader {
-        for_each_unit(std::slice::from_ref(leader), 1, |unit, runtime| {
-            queue_and_run(runner, unit, &["leader-elected".into()], runtime, on_wait)
-        });
-    }
+    // The new leader runs the leader-elected posted to it, with the other posted hooks.
     relations::settle(runner, default_parallel(), on_wait)?;
     Ok(report)
 }
 
 /// Drops a removed unit from its application record, under the application lock (the
 /// caller holds the unit's lock, no application lock). When it was the leader, the lowest
-/// remaining unit becomes leader and is returned: it has leader-elected to run.
+/// remaining unit becomes leader; with `hand_over` it has leader-elected posted to run (`remove APP` does not hand over: the other units are being removed too,
+/// and would run leader-elected after their remove hook).
 fn forget_unit(
     root: &crate::store::StateRoot,
     name: &UnitName,
     on_wait: WaitNotice<'_>,
-) -> Result<Option<UnitName>, RunnerError> {
+    hand_over: bool,
+) -> Result<(), RunnerError> {
     let _lock = AppLock::acquire(root, name.app(), on_wait)?;
     let mut app = match AppRecord::load(root, name.app()) {
         Ok(app) => app,
-        Err(UnitError::UnknownApp { .. }) => return Ok(None),
+        Err(UnitError::UnknownApp { .. }) => return Ok(()),
         Err(e) => return Err(e.into()),
     };
     app.units.retain(|n| *n != name.number());
-    let lost_leader = app.leader == Some(name.number());
-    if lost_leader {
-        app.leader = app.units.first().copied();
-    }
+    elect_leader(root, &mut app, hand_over)?;
     app.save(root)?;
-    Ok(app
-        .leader
-        .filter(|_| lost_leader)
-        .map(|leader| UnitName::new(app.name.clone(), leader)))
+    Ok(())
+}
+
+/// When `app`'s leader is no longer one of its units, makes the lowest remaining unit
+/// leader (the caller holds the application lock and saves the record) and returns it.
+/// With `hand_over`, leader-elected is posted to its inbox before the record is saved, so
+/// a process killed in between leaves the handover to the next command that runs hooks (a
+/// post that finds the unit not leader, because the record was never saved, is dropped;
+/// see [`relations::drain_inbox`]).
+fn elect_leader(
+    root: &crate::store::StateRoot,
+    app: &mut AppRecord,
+    hand_over: bool,
+) -> Result<Option<UnitName>, RunnerError> {
+    if app.leader.is_some_and(|l| app.units.contains(&l)) {
+        return Ok(None);
+    }
+    app.leader = app.units.first().copied();
+    let Some(leader) = app.leader else {
+        return Ok(None);
+    };
+    let leader = UnitName::new(app.name.clone(), leader);
+    if hand_over {
+        relations::post(root, &leader, &[relations::LEADER_ELECTED.into()])?;
+    }
+    tracing::info!(unit = %leader, "new leader elected");
+    Ok(Some(leader))
 }
 
 /// `remove APP`: removes every unit (in parallel), then the application. Units whose stop or
@@ -671,7 +686,7 @@ pub fn remove_app(
     relations::unrelate_all(runner, app_name, parallel, on_wait)?;
     let units = AppRecord::load(root, app_name)?.unit_names();
     let reports = for_each_unit(&units, parallel, |unit, runtime| {
-        remove_one(runner, unit, runtime, on_wait)
+        remove_one(runner, unit, runtime, on_wait, false)
     });
     let _lock = AppLock::acquire(root, app_name, on_wait)?;
     let mut app = AppRecord::load(root, app_name)?;
@@ -688,9 +703,10 @@ pub fn remove_app(
         }
         AppLock::remove_file(root, app_name);
         tracing::info!(app = %app_name, "application removed");
-    } else if !app.leader.is_some_and(|l| app.units.contains(&l)) {
-        app.leader = app.units.first().copied();
+    } else if elect_leader(root, &mut app, true)?.is_some() {
         app.save(root)?;
+        drop(_lock);
+        relations::settle(runner, parallel, on_wait)?;
     }
     Ok(reports)
 }
@@ -893,23 +909,26 @@ pub fn resolve(
         }
     } else {
         let started = Timestamp::now();
-        let (_, layer) = unit.resolve()?;
-        history::append(
-            &unit.paths().history_file(),
-            &HistoryRecord {
-                kind: RecordKind::Resolved,
-                hook: failed_hook.clone().unwrap_or_default(),
-                outcome: None,
-                exit_code: None,
-                signal: None,
-                reason: None,
-                context_id: None,
-                charm_revision: None,
-                started,
-                duration_ms: started.elapsed().as_millis() as u64,
-                layer,
-            },
-        )?;
+        let mut record = HistoryRecord {
+            kind: RecordKind::Resolved,
+            hook: failed_hook.clone().unwrap_or_default(),
+            outcome: None,
+            exit_code: None,
+            signal: None,
+            reason: None,
+            context_id: Some(format!("{name}-resolved-{}", random_u63())),
+            charm_revision: None,
+            started,
+            duration_ms: 0,
+            layer: None,
+        };
+        // The commit carries the history line: a process killed after it has the line
+        // written and the failed hook taken off the queue by the next command on the unit.
+        let (_, layer) = unit.resolve(resolution_pending(&record))?;
+        crate::model::journal::failpoint(crate::model::journal::failpoints::RESOLVE_BEFORE_POP);
+        record.duration_ms = started.elapsed().as_millis() as u64;
+        record.layer = layer;
+        history::append(&unit.paths().history_file(), &record)?;
     }
     let mut state = UnitRuntime::load(root, name)?;
     if let Some(hook) = &failed_hook

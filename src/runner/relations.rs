@@ -44,6 +44,9 @@ use super::context::RelationTarget;
 use super::hook_run::{HookRequest, Runner};
 use super::lifecycle::{UnitReport, WaitNotice, for_each_unit, queue_and_run};
 
+/// The hook a unit runs when it becomes its application's leader.
+pub const LEADER_ELECTED: &str = "leader-elected";
+
 /// The address every unit is given (hookbox runs all units on one machine).
 pub const UNIT_ADDRESS: &str = "127.0.0.1";
 
@@ -404,8 +407,9 @@ fn inbox_files(root: &StateRoot, unit: &UnitName) -> Result<Vec<PathBuf>, Runner
 
 /// Moves the hooks posted to `unit` into its queue (the caller holds the unit's lock).
 /// Relation-created enters the relation's scope; hooks of a relation the unit is not in
-/// scope of, departures of units it never joined and repeats of a hook already waiting are
-/// dropped.
+/// scope of, departures of units it never joined, leader-elected when the unit is not its
+/// application's leader (posted by an election whose record was never saved) and repeats
+/// of a hook already waiting are dropped.
 pub fn drain_inbox(root: &StateRoot, unit: &UnitName) -> Result<(), RunnerError> {
     let files = inbox_files(root, unit)?;
     if files.is_empty() {
@@ -422,6 +426,13 @@ pub fn drain_inbox(root: &StateRoot, unit: &UnitName) -> Result<(), RunnerError>
             }
         };
         for hook in hooks {
+            if hook.hook == LEADER_ELECTED
+                && hook.relation.is_none()
+                && app.as_ref().is_none_or(|a| a.leader != Some(unit.number()))
+            {
+                tracing::debug!(unit = %unit, "leader-elected posted to a unit that is not leader: dropped");
+                continue;
+            }
             admit(&mut runtime, app.as_ref(), hook);
         }
     }
@@ -570,7 +581,7 @@ pub fn start_queue(
         hooks.push(relation_hook(record, Event::Created, None, None));
     }
     if leader {
-        hooks.push("leader-elected".into());
+        hooks.push(LEADER_ELECTED.into());
     }
     hooks.push("config-changed".into());
     hooks.push("start".into());

@@ -27,7 +27,7 @@ pub enum Hierarchy {
 #[derive(Debug, Default)]
 pub struct LimitPlan {
     /// The run's cgroup directories (one for v2, one per controller for v1).
-    dirs: Vec<PathBuf>,
+    dirs: Vec<(PathBuf, Hierarchy)>,
     /// The directory holding the memory controller's files, if any.
     memory: Option<(PathBuf, Hierarchy)>,
     /// The directory holding the pids controller's files, if any.
@@ -42,7 +42,10 @@ pub struct LimitPlan {
 
 impl LimitPlan {
     /// Creates the run's cgroups and writes the limits; falls back to rlimits with warnings.
+    /// The cgroups are named after `run_id`, every character but ASCII letters, digits, `-`
+    /// and `_` replaced by `-` (a context id such as `wp/0-install-7` names one directory).
     pub fn prepare(limits: &Limits, run_id: &str) -> Result<Self, SandboxError> {
+        let run_id = &cgroup_name(run_id);
         let mut plan = LimitPlan::default();
         let wanted: Vec<&str> = [
             limits.memory_bytes.map(|_| "memory"),
@@ -59,7 +62,7 @@ impl LimitPlan {
         if let Some(base) = delegated_v2(&wanted) {
             let dir = base.join(format!("hookbox-{run_id}"));
             if std::fs::create_dir(&dir).is_ok() {
-                plan.dirs.push(dir.clone());
+                plan.dirs.push((dir.clone(), Hierarchy::V2));
                 plan.write_v2(&dir, limits)?;
                 missing.clear();
             }
@@ -68,7 +71,7 @@ impl LimitPlan {
             let Some(dir) = v1_dir(controller, run_id) else {
                 continue;
             };
-            plan.dirs.push(dir.clone());
+            plan.dirs.push((dir.clone(), Hierarchy::V1));
             plan.write_v1(controller, &dir, limits)?;
             missing.retain(|c| *c != controller);
         }
@@ -154,10 +157,28 @@ impl LimitPlan {
         Ok(())
     }
 
-    /// The run's cgroup directories: the helper writes the sandbox's init into each
+    /// The run's v2 cgroup directories: the helper writes the sandbox's init into each
     /// `cgroup.procs` before the init goes on (so everything it forks is inside).
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
+    pub fn v2_dirs(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V2)
+            .map(|(dir, _)| dir.clone())
+            .collect()
+    }
+
+    /// The `tasks` files of the run's v1 cgroups: the sandbox's init (single-threaded, still
+    /// host uid 0 before it becomes root of its namespace) writes `0` to each before it
+    /// forks anything, moving itself (and so everything it forks).
+    /// A thread that moves itself skips the global lock a move by pid takes
+    /// (`cgroup_threadgroup_rwsem`, whose writer waits for an RCU grace period: about 10 ms
+    /// per run when the runner writes the pid to `cgroup.procs`).
+    pub fn self_join_files(&self) -> Vec<PathBuf> {
+        self.dirs
+            .iter()
+            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V1)
+            .map(|(dir, _)| dir.join("tasks"))
+            .collect()
     }
 
     /// Whether the kernel killed a process of the run for exceeding the memory limit.
@@ -179,7 +200,7 @@ impl LimitPlan {
 
     /// Removes the run's cgroups (they are empty once the pid namespace is gone).
     pub async fn remove(self) {
-        for dir in &self.dirs {
+        for (dir, _) in &self.dirs {
             for attempt in 0..50 {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
@@ -192,6 +213,55 @@ impl LimitPlan {
             }
         }
     }
+}
+
+/// Removes the cgroups of the run `run_id` whose runner was killed before it removed them
+/// (the run's processes die with its pid namespace, asynchronously: a cgroup still busy is
+/// retried for up to a second, then left).
+pub fn remove_stale(run_id: &str) {
+    let name = cgroup_name(run_id);
+    let mut dirs: Vec<PathBuf> = ["memory", "pids", "cpu"]
+        .iter()
+        .map(|controller| {
+            Path::new(V1_ROOT)
+                .join(controller)
+                .join("hookbox")
+                .join(&name)
+        })
+        .collect();
+    dirs.extend(delegated_v2(&[]).map(|base| base.join(format!("hookbox-{name}"))));
+    for dir in dirs {
+        for attempt in 0..100 {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => {
+                    tracing::info!(cgroup = %dir.display(), "removed the cgroup of a killed run");
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 99 => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the cgroup of a killed run");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// `run_id` as one directory name.
+fn cgroup_name(run_id: &str) -> String {
+    run_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn quota_us(cpu: f64) -> u64 {
@@ -251,4 +321,19 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
     let dir = parent.join(run_id);
     std::fs::create_dir(&dir).ok()?;
     Some(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_context_id_names_one_cgroup_directory() {
+        assert_eq!(
+            cgroup_name("wp/0-install-1234"),
+            "wp-0-install-1234".to_owned()
+        );
+        assert_eq!(cgroup_name("../x y"), "---x-y".to_owned());
+        assert_eq!(cgroup_name("run_01-ab"), "run_01-ab".to_owned());
+    }
 }

@@ -205,13 +205,14 @@ fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallibl
     }
 }
 
-/// Writes the init's id maps, puts it in the run's cgroups and returns the idmapped lowers.
+/// Writes the init's id maps, puts it in the run's v2 cgroups (it joins the v1 ones itself)
+/// and returns the idmapped lowers.
 fn prepare_init(start: &Start, pid: i32) -> Result<Vec<OwnedFd>, Failure> {
     write_id_maps(pid, &start.spec.ids)?;
     for dir in &start.cgroups {
         let procs = dir.join("cgroup.procs");
         std::fs::write(&procs, pid.to_string())
-            .step(|| format!("put the sandbox init in cgroup {}", dir.display()))?;
+            .step(|| format!("put the sandbox init in the cgroup {}", dir.display()))?;
     }
     idmap_lowers(pid, &start.spec)
 }
@@ -280,6 +281,19 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
         Err(_) => sys::exit_immediately(ExitCode::SETUP),
     };
     drop(wait_here);
+    // Into the run's v1 cgroups, as host uid 0 still: `0` in `tasks` moves the calling
+    // thread without the global lock a move by pid takes (cgroup-v1 docs, "tasks").
+    for tasks in &start.join_cgroups {
+        if let Err(e) = std::fs::write(tasks, "0") {
+            report_failure(
+                control,
+                Failure {
+                    step: format!("join the cgroup {}", tasks.display()),
+                    errno: e.errno(),
+                },
+            )
+        }
+    }
     if let Err(failure) = become_init(start) {
         report_failure(control, failure)
     }

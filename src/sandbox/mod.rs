@@ -24,6 +24,7 @@ use serde::Serialize;
 
 use crate::exit::{ClassifyExit, ExitStatus};
 
+pub use cgroup::remove_stale as remove_stale_cgroups;
 pub use run::{OutputLine, RunOptions, RunReport, Stream, run};
 pub use spec::{
     BindMount, HandlerLookup, IdMapping, IdRange, Image, Limits, Lower, Network, SandboxSpec,

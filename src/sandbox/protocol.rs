@@ -36,8 +36,11 @@ pub struct Start {
     pub rlimit_memory: bool,
     /// Enforce the pids limit with `RLIMIT_NPROC` (no pids cgroup).
     pub rlimit_pids: bool,
-    /// The run's cgroup directories, which the helper puts the init in.
+    /// The run's v2 cgroup directories, which the helper writes the init's pid into.
     pub cgroups: Vec<std::path::PathBuf>,
+    /// The v1 cgroup `tasks` files the init writes `0` to, moving itself into the run's
+    /// cgroups before it forks anything (see `LimitPlan::self_join_files`).
+    pub join_cgroups: Vec<std::path::PathBuf>,
 }
 
 /// The helper's go-ahead to the init after writing its id maps and putting it in the run's

@@ -30,6 +30,10 @@ pub struct RunOptions {
     pub output_limit: usize,
     /// Names the run's cgroups; a fresh id when `None`.
     pub run_id: Option<String>,
+    /// Log a limit that falls back to an rlimit (no writable cgroup) as a warning; `false`
+    /// logs it at debug level (the runner's default limits, which nobody asked for). The
+    /// report's `warnings` hold it either way.
+    pub warn_fallbacks: bool,
 }
 
 impl Default for RunOptions {
@@ -39,6 +43,7 @@ impl Default for RunOptions {
             stream: false,
             output_limit: 1 << 20,
             run_id: None,
+            warn_fallbacks: true,
         }
     }
 }
@@ -90,7 +95,11 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
     let run_id = opts.run_id.clone().unwrap_or_else(fresh_run_id);
     let plan = LimitPlan::prepare(&spec.limits, &run_id)?;
     for warning in &plan.warnings {
-        warn_once(warning);
+        if opts.warn_fallbacks {
+            warn_once(warning);
+        } else {
+            tracing::debug!("{warning}");
+        }
     }
     let result = supervise(spec, opts, &plan).await;
     let report = result.map(|(outcome, duration, output)| {
@@ -213,7 +222,8 @@ async fn supervise(
         runner_pid: std::process::id() as i32,
         rlimit_memory: plan.rlimit_memory,
         rlimit_pids: plan.rlimit_pids,
-        cgroups: plan.dirs().to_vec(),
+        cgroups: plan.v2_dirs(),
+        join_cgroups: plan.self_join_files(),
     });
     ours.set_nonblocking(true)
         .map_err(protocol_error("configure the socket"))?;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::{Identity, Units, assert_no_process, write_charm};
 
 /// A charm whose update-status increments `state/n` and `state/m` together (so a torn run
-/// shows as n != m), `failing` writes then fails, `long` writes then sleeps.
+/// shows as n != m); the hook collect-metrics and the action `failing` write then fail, the
+/// hook stop and the action `long` write then sleep, the action `writes` writes.
 fn counter_charm(u: &Units, marker: &str) -> std::path::PathBuf {
     let update = format!(
         "#!/bin/sh\nset -eu\nmkdir -p state\nn=$(cat state/n 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > state/n\nsh -c 'sleep 0.02; true' {marker}\necho $n > state/m\n"
@@ -27,9 +28,20 @@ fn counter_charm(u: &Units, marker: &str) -> std::path::PathBuf {
             ("hooks/leader-settings-changed", FAILS_UNTIL_FIXED, 0o755),
             ("hooks/upgrade-charm", FAILS_UNTIL_FIXED, 0o755),
             (
+                "hooks/collect-metrics",
+                "#!/bin/sh\necho junk > junk\nexit 1\n",
+                0o755,
+            ),
+            ("hooks/stop", long.as_str(), 0o755),
+            (
                 "actions.yaml",
-                "failing:\n  description: fails\nlong:\n  description: sleeps\n",
+                "failing:\n  description: fails\nlong:\n  description: sleeps\nwrites:\n  description: writes\n",
                 0o644,
+            ),
+            (
+                "actions/writes",
+                "#!/bin/sh\necho written > written\n",
+                0o755,
             ),
             (
                 "actions/failing",
@@ -221,47 +233,33 @@ fn failpoints(mode: Identity) {
     let before = u.tree("counter/0");
     let status = u
         .command()
-        .args(["run", "counter/0", "failing"])
+        .args(["run", "counter/0", "collect-metrics"])
         .env("HOOKBOX_FAILPOINT", "discard:after-move")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert_eq!(status.signal(), Some(9));
-    assert_eq!(u.unit_status("counter/0")["error"]["hook"], "failing");
+    assert_eq!(
+        u.unit_status("counter/0")["error"]["hook"],
+        "collect-metrics"
+    );
     assert_eq!(u.tree("counter/0"), before);
     u.expect(&["resolved", "counter/0"], 0);
     // Killed while the hook runs: the unit is in error for it, its writes are gone, and the
     // hook's processes died with the sandbox.
     let before = u.tree("counter/0");
-    let mut child = u
-        .command()
-        .args(["run", "counter/0", "long"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        let out = std::process::Command::new("pgrep")
-            .args(["-f", &marker])
-            .output()
-            .unwrap();
-        if !out.stdout.is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the long hook never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    assert_no_process(&marker);
+    kill_while_running(&u, "stop", &marker);
     let status = u.unit_status("counter/0");
-    assert_eq!(status["error"]["hook"], "long", "{status}");
+    assert_eq!(status["error"]["hook"], "stop", "{status}");
+    // The killed run's cgroup (root: a pids cgroup per run, named after its context id) is
+    // removed by the recovery.
+    let context_id = u.history("counter/0").pop().unwrap()["context_id"]
+        .as_str()
+        .unwrap()
+        .replace('/', "-");
+    let cgroup = std::path::Path::new("/sys/fs/cgroup/pids/hookbox").join(&context_id);
+    assert!(!cgroup.exists(), "{} is left", cgroup.display());
     assert_eq!(u.tree("counter/0"), before);
     let last = u.history("counter/0").pop().unwrap();
     assert_eq!(last["outcome"], "failed");
@@ -269,6 +267,37 @@ fn failpoints(mode: Identity) {
         last["reason"].as_str().unwrap().contains("killed"),
         "{last}"
     );
+}
+
+/// Starts `run counter/0 <hook>` and SIGKILLs hookbox once the hook's `marker` process
+/// runs; returns when no process of the hook is left.
+fn kill_while_running(u: &Units, hook: &str, marker: &str) {
+    let mut child = u
+        .command()
+        .args(["run", "counter/0", hook])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", marker])
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{hook} never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_no_process(marker);
 }
 
 #[test]
@@ -412,4 +441,154 @@ fn a_committed_queued_hook_never_runs_twice() {
     let out = u.expect(&["deploy", charm.to_str().unwrap(), "once", "--json"], 0);
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(json["outcome"], "unchanged", "{json}");
+}
+
+/// `resolved` (no retry) killed after its commit, before the failed hook left the queue:
+/// the next command does not run the resolved hook again; it runs the rest of the queue,
+/// and the history shows the resolution once.
+fn a_killed_resolution_never_reruns_the_resolved_hook(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let count = "#!/bin/sh\necho \"$JUJU_HOOK_NAME\" >> ran\n";
+    let charm = write_charm(
+        &u.env,
+        "rs",
+        "",
+        &[
+            ("hooks/install", count, 0o755),
+            ("hooks/config-changed", "#!/bin/sh\nexit 1\n", 0o755),
+            ("hooks/start", count, 0o755),
+        ],
+    );
+    let charm = charm.to_str().unwrap();
+    u.expect(&["deploy", charm, "rs"], 1);
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["error"]["hook"], "config-changed", "{unit}");
+    assert_eq!(
+        unit["queued"],
+        serde_json::json!(["config-changed", "start"]),
+        "{unit}"
+    );
+    let status = u
+        .command()
+        .args(["resolved", "rs/0"])
+        .env("HOOKBOX_FAILPOINT", "resolve:before-pop")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint resolve:before-pop was not reached"
+    );
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["agent_status"], "idle", "{unit}");
+    // The same deploy again resumes the queue: start, not config-changed.
+    let out = u.expect(&["deploy", charm, "rs", "--json"], 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["outcome"], "resumed", "{json}");
+    let unit = u.unit_status("rs/0");
+    assert_eq!(unit["agent_status"], "idle", "{unit}");
+    assert_eq!(unit["queued"], serde_json::json!([]), "{unit}");
+    assert_eq!(u.read("rs/0", "ran").as_deref(), Some("install\nstart\n"));
+    let lines: Vec<(String, String)> = u
+        .history("rs/0")
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["hook"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let lines: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|(k, h)| (k.as_str(), h.as_str()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("hook", "install"),
+            ("hook", "leader-elected"),
+            ("hook", "config-changed"),
+            ("resolved", "config-changed"),
+            ("hook", "start"),
+        ],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_killed_resolution_never_reruns_the_resolved_hook_as_caller() {
+    a_killed_resolution_never_reruns_the_resolved_hook(Identity::Caller);
+}
+
+#[test]
+fn a_killed_resolution_never_reruns_the_resolved_hook_as_nobody() {
+    a_killed_resolution_never_reruns_the_resolved_hook(Identity::Nobody);
+}
+
+/// An action interrupted by a killed hookbox (while it runs, or after it exited and before
+/// its outcome was recorded) is a failed action: its writes are discarded, the unit stays
+/// idle (not in error, unlike a hook: rule 5 is about hooks), and the history says it was
+/// interrupted.
+fn a_killed_action_leaves_the_unit_idle(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let marker = marker(&u);
+    let charm = counter_charm(&u, &marker);
+    u.expect(&["deploy", charm.to_str().unwrap(), "counter"], 0);
+    let check = |action: &str, before: &str, how: &str| {
+        let status = u.unit_status("counter/0");
+        assert_eq!(status["agent_status"], "idle", "{action} {how}: {status}");
+        assert!(status["error"].is_null(), "{action} {how}: {status}");
+        assert_eq!(u.tree("counter/0"), before, "{action} {how}");
+        let last = u.history("counter/0").pop().unwrap();
+        assert_eq!(last["hook"], action, "{how}: {last}");
+        assert_eq!(last["outcome"], "failed", "{action} {how}: {last}");
+        assert!(
+            last["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("interrupted"),
+            "{action} {how}: {last}"
+        );
+        // Not in error: the next hook runs.
+        u.expect(&["run", "counter/0", "update-status"], 0);
+    };
+    for (point, action) in [
+        ("begin:after-journal", "writes"),
+        ("hook:after-exit", "writes"),
+        ("hook:after-exit", "failing"),
+        ("discard:after-move", "failing"),
+    ] {
+        let before = u.tree("counter/0");
+        let status = u
+            .command()
+            .args(["run", "counter/0", action])
+            .env("HOOKBOX_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "{action}: {point} was not reached"
+        );
+        check(action, &before, point);
+    }
+    let before = u.tree("counter/0");
+    kill_while_running(&u, "long", &marker);
+    check("long", &before, "killed while it ran");
+    assert_eq!(u.read("counter/0", "partial"), None);
+}
+
+#[test]
+fn a_killed_action_leaves_the_unit_idle_as_caller() {
+    a_killed_action_leaves_the_unit_idle(Identity::Caller);
+}
+
+#[test]
+fn a_killed_action_leaves_the_unit_idle_as_nobody() {
+    a_killed_action_leaves_the_unit_idle(Identity::Nobody);
 }

@@ -107,6 +107,71 @@ fn removing_the_leader_whose_hooks_use_app_tools_finishes_as_nobody() {
     removing_the_leader_whose_hooks_use_app_tools_finishes(Identity::Nobody);
 }
 
+/// remove-unit of the leader killed after the application record named the new leader,
+/// before leader-elected ran on it: the next command that runs hooks runs leader-elected on
+/// the new leader (the handover was posted to its inbox with the record).
+fn a_killed_leader_removal_still_hands_over_leadership(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let charm = leader_charm(&u);
+    u.expect(
+        &["deploy", charm.to_str().unwrap(), "ldr", "--units", "2"],
+        0,
+    );
+    let status = u
+        .command()
+        .args(["remove-unit", "ldr/0"])
+        .env("HOOKBOX_FAILPOINT", "remove:after-forget")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "failpoint remove:after-forget was not reached"
+    );
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    assert_eq!(status["applications"]["ldr"]["leader"], "ldr/1", "{status}");
+    u.expect(&["run", "ldr/1", "update-status"], 0);
+    let hooks: Vec<String> = u
+        .history("ldr/1")
+        .iter()
+        .map(|r| r["hook"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        hooks.iter().filter(|h| *h == "leader-elected").count(),
+        1,
+        "{hooks:?}"
+    );
+    assert_eq!(
+        hooks.last().map(String::as_str),
+        Some("leader-elected"),
+        "{hooks:?}"
+    );
+    let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
+    let app = &status["applications"]["ldr"];
+    assert_eq!(
+        app["status"]["message"], "leader-elected by ldr/1",
+        "{status}"
+    );
+    assert_eq!(
+        app["units"]["ldr/1"]["queued"],
+        serde_json::json!([]),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_killed_leader_removal_still_hands_over_leadership_as_caller() {
+    a_killed_leader_removal_still_hands_over_leadership(Identity::Caller);
+}
+
+#[test]
+fn a_killed_leader_removal_still_hands_over_leadership_as_nobody() {
+    a_killed_leader_removal_still_hands_over_leadership(Identity::Nobody);
+}
+
 /// Rule 5 is about hooks: a failed action (non-zero exit or action-fail) is reported failed
 /// (exit 1, history `failed`), its writes are discarded, and the unit is not in error.
 fn failed_actions_leave_the_unit_alone(mode: Identity) {
@@ -317,4 +382,91 @@ fn a_killed_deploy_or_removal_never_tears_app_and_units() {
     let units = status()["applications"]["tw"]["units"].clone();
     let names: Vec<&String> = units.as_object().unwrap().keys().collect();
     assert_eq!(names, ["tw/1", "tw/2", "tw/4"], "{units}");
+}
+
+/// Hook runs have a pids limit by default (4096 processes and threads), so a fork bomb in
+/// a hook fails the hook (the unit goes to error, rule 5) instead of taking the machine
+/// down; `deploy --pids N` and `--memory BYTES` set the application's own limits.
+fn hook_runs_have_default_limits(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    // A number no other process has in its command line (sleep adds up its arguments).
+    let marker = format!("300.{}{}", std::process::id(), mode as u8 + 1);
+    let spawn = |count: u32| {
+        format!(
+            "#!/bin/sh\ni=0\nwhile [ $i -lt {count} ]; do sleep {marker} & i=$((i+1)); done\necho done > spawned\n"
+        )
+    };
+    let bomb = spawn(5000);
+    let hundred = spawn(100);
+    let charm = write_charm(
+        &u.env,
+        "bomb",
+        "",
+        &[
+            ("hooks/update-status", bomb.as_str(), 0o755),
+            ("hooks/collect-metrics", hundred.as_str(), 0o755),
+            (
+                "hooks/stop",
+                "#!/bin/sh\nhead -c 1G /dev/zero | tail -c 1G > /dev/null && echo done > hogged\n",
+                0o755,
+            ),
+        ],
+    );
+    let charm = charm.to_str().unwrap();
+    let killed_by = |limit: &str, out: &str| {
+        let root_with_cgroups = u.mode == Identity::Caller && crate::util::is_root();
+        if root_with_cgroups {
+            assert!(
+                out.contains(&format!("killed by the {limit} limit")),
+                "{out}"
+            );
+        }
+    };
+    u.expect(&["deploy", charm, "bomb"], 0);
+    let started = Instant::now();
+    let (code, out, err) = u.run(&["run", "bomb/0", "update-status"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    killed_by("pids", &format!("{out}{err}"));
+    let status = u.unit_status("bomb/0");
+    assert_eq!(status["error"]["hook"], "update-status", "{status}");
+    let last = u.history("bomb/0").pop().unwrap();
+    assert_eq!(last["outcome"], "failed", "{last}");
+    killed_by("pids", last["reason"].as_str().unwrap_or_default());
+    assert_eq!(u.read("bomb/0", "spawned"), None);
+    // The host is unaffected: no process of the hook is left, and hooks run on.
+    super::assert_no_process(&format!("sleep {marker}"));
+    u.expect(&["resolved", "bomb/0"], 0);
+    u.expect(&["run", "bomb/0", "collect-metrics"], 0);
+    assert_eq!(u.read("bomb/0", "spawned").as_deref(), Some("done\n"));
+
+    // Per application: --pids below what the hook spawns, --memory below what it holds.
+    u.expect(
+        &["deploy", charm, "tight", "--pids", "64", "--memory", "64M"],
+        0,
+    );
+    let (code, out, err) = u.run(&["run", "tight/0", "collect-metrics"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    killed_by("pids", &format!("{out}{err}"));
+    u.expect(&["resolved", "tight/0"], 0);
+    let (code, out, err) = u.run(&["run", "tight/0", "stop"]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    killed_by("memory", &format!("{out}{err}"));
+    assert_eq!(u.read("tight/0", "hogged"), None);
+    super::assert_no_process(&format!("sleep {marker}"));
+    // Bad limits are refused before anything is created.
+    let (code, _, err) = u.run(&["deploy", charm, "bad", "--memory", "lots"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--memory"), "{err}");
+    u.expect(&["status", "bad"], 4);
+}
+
+#[test]
+fn hook_runs_have_default_limits_as_caller() {
+    hook_runs_have_default_limits(Identity::Caller);
+}
+
+#[test]
+fn hook_runs_have_default_limits_as_nobody() {
+    hook_runs_have_default_limits(Identity::Nobody);
 }
