@@ -83,6 +83,7 @@ pub fn run(root: &StateRoot, args: RunArgs) -> anyhow::Result<ExitStatus> {
         relation,
         action_params,
         stream: !args.json,
+        from_queue: false,
     };
     let report = lifecycle::run_one(&runner, &args.unit, &request, &units::print_wait)?;
     let status = if report.succeeded() {

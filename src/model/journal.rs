@@ -518,7 +518,7 @@ impl Unit {
             return Err(UnitError::UnitExists { unit: name.clone() });
         }
         let journal = Journal::new(name.clone());
-        atomic::write_json(&paths.state_file(), &journal)?;
+        atomic::write_json_in_place(&paths.state_file(), &journal)?;
         tracing::info!(unit = %name, "unit created");
         Ok(Self::assemble(paths, journal, lock))
     }
@@ -1485,7 +1485,7 @@ impl Unit {
     }
 
     fn write(&mut self, next: Journal) -> Result<(), UnitError> {
-        atomic::write_json(&self.paths.state_file(), &next)?;
+        atomic::write_json_in_place(&self.paths.state_file(), &next)?;
         self.journal = next;
         self.step(failpoints::JOURNAL_WRITTEN)
     }

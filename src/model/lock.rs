@@ -70,9 +70,11 @@ impl UnitLock {
     fn hold(mut file: File, path: &Path) -> Result<Self, UnitError> {
         // The pid is informational (for waiters); the lock itself is the flock.
         let pid = std::process::id().to_string();
-        file.set_len(0)
-            .and_then(|()| file.seek(SeekFrom::Start(0)))
+        // Overwritten, then cut to length: truncating to zero first would free and
+        // reallocate the file's block at every command.
+        file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(pid.as_bytes()))
+            .and_then(|()| file.set_len(pid.len() as u64))
             .map_err(lock_err(path))?;
         Ok(Self {
             file,

@@ -49,6 +49,9 @@ pub struct HookRequest {
     pub action_params: BTreeMap<String, serde_json::Value>,
     /// Copy the handler's output to ours as it arrives.
     pub stream: bool,
+    /// The hook is the head of the unit's queue: once it commits, the queue drops it (see
+    /// `lifecycle::account_for_last_commit`). Hooks fired by `run` are not.
+    pub from_queue: bool,
 }
 
 /// How one run ended.
@@ -80,6 +83,14 @@ struct PendingEffects {
     context_id: String,
     effects: HookEffects,
     record: HistoryRecord,
+    /// The run was the queue's head ([`HookRequest::from_queue`]); absent in journals
+    /// written before it was recorded, which are read as queued (the old behaviour).
+    #[serde(default = "queued_by_default")]
+    from_queue: bool,
+}
+
+fn queued_by_default() -> bool {
+    true
 }
 
 /// What a resolution (`resolved` without retry) leaves to finish after its commit, in the
@@ -91,6 +102,7 @@ pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::V
         context_id: record.context_id.clone()?,
         effects: HookEffects::default(),
         record: record.clone(),
+        from_queue: true,
     };
     serde_json::to_value(&pending).ok()
 }
@@ -495,6 +507,7 @@ impl Runner {
                 context_id: context_id.clone(),
                 effects: effects.clone(),
                 record: record.clone(),
+                from_queue: request.from_queue || request.retry,
             };
             let value = serde_json::to_value(&pending).ok();
             let layer = unit.commit(&run, value)?;

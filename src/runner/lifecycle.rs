@@ -149,11 +149,15 @@ pub async fn run_queue(
     Ok(())
 }
 
-/// The context id and hook of the unit's last commit, from the journal's record of what
-/// the commit left to apply (kept until the next run starts; its shape is the runner's
-/// pending effects: `context_id` and the history `record`).
+/// The context id and hook of the unit's last commit when it ran from the queue, from the
+/// journal's record of what the commit left to apply (kept until the next run starts; its
+/// shape is the runner's pending effects: `context_id`, the history `record`, `from_queue`).
 fn last_commit(unit: &Unit) -> Option<(String, String)> {
     let value = unit.journal().unapplied.as_ref()?;
+    if value.get("from_queue").and_then(serde_json::Value::as_bool) == Some(false) {
+        // A hook fired by `run`: the queue has nothing to account for.
+        return None;
+    }
     let context_id = value.get("context_id")?.as_str()?.to_owned();
     let hook = value.get("record")?.get("hook")?.as_str()?.to_owned();
     Some((context_id, hook))

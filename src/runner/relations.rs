@@ -297,6 +297,7 @@ pub fn request_for(queued: &QueuedHook, stream: bool) -> HookRequest {
             departing_unit: r.departing_unit.clone(),
             departing_settings: r.departing_settings.clone(),
         }),
+        from_queue: true,
         ..HookRequest::default()
     }
 }
