@@ -7,8 +7,8 @@
 //!
 //! | step | journal writes and directory operations, in order |
 //! |---|---|
-//! | [`Unit::begin_hook`] | create `runs/<id>/{upper,work}` → journal `running-hook` |
-//! | [`Unit::commit`] | rename the upper to `layers/<id>` → journal `idle` with the new stack and the caller's `unapplied` value → remove `runs/<id>` |
+//! | [`Unit::begin_hook`] | create `runs/<id>/` (the upper; `work/` if missing) → journal `running-hook` |
+//! | [`Unit::commit`] | rename the upper to `layers/<id>` (an empty upper is removed instead) → journal `idle` with the new stack and the caller's `unapplied` value |
 //! | [`Unit::commit`] of a retry | journal `committing` → rename `operator/` to `layers/<op>` → rename the upper to `layers/<id>` → journal `idle` with the new stack → remove `runs/<id>` |
 //! | [`Unit::discard`] | rename the upper to `failed/<id>` → journal `error` → remove `runs/<id>` and older failed layers |
 //! | squash | journal `squash` record → build `squash/<new>` (may run in the background) → rename it to `layers/<new>` → journal: stack swapped, record cleared → remove the old layer dirs |
@@ -664,7 +664,7 @@ impl Unit {
         Ok(Some((upper, dirs.operator_work())))
     }
 
-    /// Starts a hook run: creates `runs/<id>/{upper,work}` and records `running-hook`.
+    /// Starts a hook run: creates `runs/<id>/` (the upper) and records `running-hook`.
     /// Refused while the unit is in error (rule 5) or busy.
     pub fn begin_hook(&mut self, hook: &str, context_id: &str) -> Result<RunDirs, UnitError> {
         self.ensure_idle("start a hook")?;

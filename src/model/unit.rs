@@ -173,7 +173,8 @@ serde_as_string!(UnitName);
 /// operator/           the operator layer (edits made while in error); operator-work/ is its
 ///                     overlay work dir
 /// failed/<id>/        the discarded upper of the last failed hook
-/// runs/<id>/{upper,work}/  the run in progress
+/// runs/<id>/          the run in progress (its overlay upper)
+/// work/               the overlay work dir every run reuses
 /// squash/<id>/        a squash being built (removed by recovery if interrupted)
 /// ```
 #[derive(Debug, Clone)]
@@ -241,7 +242,7 @@ impl UnitPaths {
         self.dirs.failed(id)
     }
 
-    /// `runs/<id>/` with its `upper/` and `work/`.
+    /// `runs/<id>/` (the run's upper) and the unit's `work/`.
     pub fn run(&self, id: &LayerId) -> RunDirs {
         self.dirs.run(id)
     }
@@ -310,14 +311,8 @@ mod tests {
             Path::new("/r/units/wp-3/layers/00000007-0000abcd")
         );
         let run = paths.run(&id);
-        assert_eq!(
-            run.upper,
-            Path::new("/r/units/wp-3/runs/00000007-0000abcd/upper")
-        );
-        assert_eq!(
-            run.work,
-            Path::new("/r/units/wp-3/runs/00000007-0000abcd/work")
-        );
+        assert_eq!(run.upper, Path::new("/r/units/wp-3/runs/00000007-0000abcd"));
+        assert_eq!(run.work, Path::new("/r/units/wp-3/work"));
         assert_eq!(
             paths.failed(&id),
             Path::new("/r/units/wp-3/failed/00000007-0000abcd")

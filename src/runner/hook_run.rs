@@ -329,7 +329,7 @@ impl Runner {
         };
         let started = Timestamp::now();
         let clock = Instant::now();
-        grant_traverse(root, unit, Some(&run.dir))?;
+        grant_traverse(root, unit)?;
         steps.done("begin");
 
         // A squash of older layers, built in the background while the hook runs.
@@ -555,11 +555,7 @@ impl Runner {
 /// host root's and mode 0700. It is given search (only) on that chain through their group:
 /// group = the range's root gid, mode 0710. No other host user gains anything. Rootless,
 /// every directory is the caller's already.
-pub fn grant_traverse(
-    root: &crate::store::StateRoot,
-    unit: &Unit,
-    run_dir: Option<&Path>,
-) -> Result<(), RunnerError> {
+pub fn grant_traverse(root: &crate::store::StateRoot, unit: &Unit) -> Result<(), RunnerError> {
     use std::os::unix::fs::MetadataExt;
     let ids = sandbox::IdMapping::for_current_user();
     let sandbox::IdMapping::Range { .. } = ids else {
@@ -567,14 +563,13 @@ pub fn grant_traverse(
     };
     let (_, gid) = ids.host_root();
     let dirs = unit.paths().layer_dirs();
-    let mut chain = vec![
+    let chain = [
         root.path().to_owned(),
         root.units_dir(),
         unit.paths().dir().to_owned(),
         dirs.runs(),
         dirs.layers(),
     ];
-    chain.extend(run_dir.map(Path::to_owned));
     for dir in chain {
         let Ok(meta) = std::fs::symlink_metadata(&dir) else {
             continue;

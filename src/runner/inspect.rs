@@ -250,7 +250,7 @@ pub fn shell(
         }
     };
     lowers.push(Lower::idmapped(&charm.tree));
-    super::hook_run::grant_traverse(root, &unit, None)?;
+    super::hook_run::grant_traverse(root, &unit)?;
     let charm_path = sandbox::spec::default_charm_path(name.app().as_str(), name.number());
     let env = vec![
         ("CHARM_DIR".to_owned(), charm_path.display().to_string()),

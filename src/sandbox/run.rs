@@ -119,65 +119,18 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
     report
 }
 
-/// The prefix of what [`retire_work`] leaves in a work dir.
-const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
-
-/// overlayfs creates `work/` in the work dir at every mount and refuses one whose
-/// `work/incompat/volatile/dirty` (left by a `volatile` mount so that a crash is noticed)
-/// exists. Renaming `work/` aside makes the work dir reusable at the cost of one rename;
-/// removing it would free blocks, which on a filesystem mounted with `discard` blocks for a
-/// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
-/// helper of the next run with this work dir removes the retired ones
-/// ([`remove_retired_work`]) while the runner waits for the sandbox. Its directories
-/// (overlayfs creates some with mode 000) are opened up for their owner first, so that any
-/// remover that does not chmod as it goes can delete the work dir.
+/// Retires the overlay's `work/` of this run (see [`crate::store::layers::retire_overlay_work`]).
 fn retire_work(spec: &SandboxSpec) {
-    use std::os::unix::fs::PermissionsExt;
-    let inner = spec.work.join("work");
-    if !std::fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
-        return;
-    }
-    let incompat = inner.join("incompat");
-    for dir in [&inner, &incompat, &incompat.join("volatile")] {
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    let retired = spec
-        .work
-        .join(format!("{STALE_WORK_PREFIX}{}", fresh_run_id()));
-    if std::fs::rename(&inner, &retired).is_err() {
-        remove_tree(&inner);
-    }
+    crate::store::layers::retire_overlay_work(&spec.work);
 }
 
-/// Removes what [`retire_work`] left in the work dir `work` (the helper does, as the owner of
-/// the work dir in its user namespace, after forking the init: off the runner's path).
+/// Removes what earlier runs retired from the work dir `work` (the helper does, after
+/// forking the init: off the runner's path).
 pub(super) fn remove_retired_work(work: &std::path::Path) {
-    for entry in stale_work_entries(work) {
-        remove_tree(&entry);
-    }
-}
-
-/// Entries of `work` that [`retire_work`] left there.
-fn stale_work_entries(work: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(work) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .as_encoded_bytes()
-                .starts_with(STALE_WORK_PREFIX.as_bytes())
-        })
-        .map(|e| e.path())
-        .collect()
-}
-
-/// Removes a tree overlayfs created (its directories may have mode 000) without following
-/// any symlink; best effort: a leftover is retried by the next run.
-fn remove_tree(path: &std::path::Path) {
-    if let Err(err) = crate::store::fsops::remove_tree(path) {
-        tracing::debug!(path = %path.display(), error = %err, "work dir not removed yet");
+    for entry in crate::store::layers::retired_overlay_work(work) {
+        if let Err(err) = crate::store::fsops::remove_tree(&entry) {
+            tracing::debug!(path = %entry.display(), error = %err, "work dir not removed yet");
+        }
     }
 }
 

@@ -162,15 +162,20 @@ fn random_u32() -> u32 {
 }
 
 /// The directories of one hook run: the overlay upper the hook writes and its work dir.
+///
+/// Every directory a run creates and removes costs an inode allocated and freed on the
+/// unit's filesystem (and on ext4 without a journal each allocation scans the inodes freed
+/// in the last seconds), so a run creates one: its upper, `runs/<id>/` itself; the work dir
+/// is the unit's, `work/`, reused by every run (the unit lock serialises them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDirs {
     /// The layer id this run's upper gets when committed.
     pub id: LayerId,
     /// `runs/<id>/`.
     pub dir: PathBuf,
-    /// `runs/<id>/upper/`, the overlay upperdir.
+    /// The overlay upperdir: `runs/<id>/` itself.
     pub upper: PathBuf,
-    /// `runs/<id>/work/`, the overlay workdir.
+    /// `work/`, the unit's overlay workdir.
     pub work: PathBuf,
 }
 
@@ -209,15 +214,20 @@ impl LayerDirs {
         self.unit_dir.join("runs")
     }
 
-    /// `runs/<id>/` with `upper/` and `work/`.
+    /// `runs/<id>/` (the upper) and the unit's `work/`.
     pub fn run(&self, id: &LayerId) -> RunDirs {
         let dir = self.runs().join(id.to_string());
         RunDirs {
             id: *id,
-            upper: dir.join("upper"),
-            work: dir.join("work"),
+            upper: dir.clone(),
+            work: self.work(),
             dir,
         }
+    }
+
+    /// `work/`, the overlay workdir of the unit's hook runs.
+    pub fn work(&self) -> PathBuf {
+        self.unit_dir.join("work")
     }
 
     /// `failed/`.
@@ -255,17 +265,19 @@ impl LayerDirs {
         create_dir(&self.squash_root(), 0o700)
     }
 
-    /// Creates `runs/<id>/upper` (mode 0755) and `runs/<id>/work` (mode 0700), fresh: a
-    /// leftover with the same id is removed first.
+    /// Creates `runs/<id>/` (the upper, mode 0755), fresh: a leftover with the same id is
+    /// removed first; and the unit's `work/` (mode 0700) if missing, retiring what a run that
+    /// was killed left in it (overlayfs refuses a work dir whose `volatile` mount was not
+    /// cleaned up).
     pub fn create_run(&self, id: &LayerId) -> Result<RunDirs, LayerError> {
         let run = self.run(id);
         create_dir(&self.runs(), 0o700)?;
         if fs::symlink_metadata(&run.dir).is_ok() {
             remove_tree(&run.dir)?;
         }
-        create_dir(&run.dir, 0o700)?;
         create_dir(&run.upper, UPPER_MODE)?;
         create_dir(&run.work, 0o700)?;
+        retire_overlay_work(&run.work);
         Ok(run)
     }
 
@@ -316,7 +328,7 @@ impl LayerDirs {
         Ok(to)
     }
 
-    /// Removes a run's directory (what is left of it: the work dir, an uncommitted upper).
+    /// Removes a run's directory (an upper that was neither committed nor kept).
     pub fn remove_run(&self, id: &LayerId) -> Result<(), LayerError> {
         let dir = self.run(id).dir;
         if exists(&dir)? {
@@ -339,6 +351,56 @@ impl LayerDirs {
     pub fn squash_dir_entries(&self) -> Result<Vec<PathBuf>, LayerError> {
         list_dir(&self.squash_root())
     }
+}
+
+/// The prefix of what [`retire_overlay_work`] leaves in a work dir.
+const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
+
+/// overlayfs creates `work/` in the work dir at every mount and refuses one whose
+/// `work/incompat/volatile/dirty` (left by a `volatile` mount so that a crash is noticed)
+/// exists. Renaming `work/` aside makes the work dir reusable at the cost of one rename;
+/// removing it would free blocks, which on a filesystem mounted with `discard` blocks for a
+/// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
+/// sandbox helper of the next run removes the retired ones ([`retired_overlay_work`]).
+/// Their directories (overlayfs creates some with mode 000) are opened up for their owner
+/// first, so that any remover that does not chmod as it goes can delete them. Best effort:
+/// a work dir that cannot be retired fails the next mount, which says so.
+pub fn retire_overlay_work(work: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let inner = work.join("work");
+    if !fs::symlink_metadata(&inner).is_ok_and(|m| m.is_dir()) {
+        return;
+    }
+    let incompat = inner.join("incompat");
+    for dir in [&inner, &incompat, &incompat.join("volatile")] {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    }
+    let retired = work.join(format!(
+        "{STALE_WORK_PREFIX}{:08x}{:08x}",
+        std::process::id(),
+        random_u32()
+    ));
+    if fs::rename(&inner, &retired).is_err()
+        && let Err(err) = remove_tree(&inner)
+    {
+        tracing::debug!(path = %inner.display(), error = %err, "work dir not retired");
+    }
+}
+
+/// The entries of the work dir `work` that [`retire_overlay_work`] left there.
+pub fn retired_overlay_work(work: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(work) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .as_encoded_bytes()
+                .starts_with(STALE_WORK_PREFIX.as_bytes())
+        })
+        .map(|e| e.path())
+        .collect()
 }
 
 /// Whether `dir` holds no entry at all (an upper the hook did not write to).
