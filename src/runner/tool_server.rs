@@ -142,20 +142,46 @@ fn bind(path: &Path) -> std::io::Result<UnixListener> {
 }
 
 /// The directory of the name `run` in a unit's directory (`units/<u>/run/`) that holds the
-/// hook-tool socket directories of its hook runs.
+/// hook-tool socket directory of its hook runs.
 pub const AGENT_DIRS: &str = "run";
 
-/// Creates `<unit_dir>/run/<random>/`, the private directory the socket of one hook run
-/// lives in and that is bound into its sandbox: mode 0700 rootless (the caller is the
-/// sandbox's root); as root, group = the id range's root gid and mode 0710, so the
-/// sandbox can reach the socket and no other host user can. Directories left by a runner
-/// that was killed are removed first (the caller holds the unit's lock, so no other run of
-/// the unit is using one). The directory is removed when the returned guard is dropped.
-pub fn create_agent_dir(
-    unit_dir: &Path,
-    ids: &IdMapping,
-) -> Result<tempfile::TempDir, ToolServerError> {
+/// The name of the socket directory under [`AGENT_DIRS`].
+const AGENT_DIR: &str = "agent";
+
+/// The private directory the hook-tool socket of a hook run lives in, bound into its
+/// sandbox: `<unit_dir>/run/agent/`.
+#[derive(Debug)]
+pub struct AgentDir {
+    path: PathBuf,
+}
+
+impl AgentDir {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for AgentDir {
+    /// Empties the directory (the sockets of the run); the directory stays for the next run.
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for entry in entries.flatten() {
+                let _ = remove_tree(&entry.path());
+            }
+        }
+    }
+}
+
+/// Prepares `<unit_dir>/run/agent/` for a hook run: mode 0700 rootless (the caller is the
+/// sandbox's root); as root, group = the id range's root gid and mode 0710 (on `run/` too),
+/// so the sandbox can reach the socket and no other host user can. The directory is the
+/// unit's, reused by every run (the caller holds the unit's lock, so no other run of the
+/// unit is using it; a directory created and removed per run would cost an inode each
+/// time); whatever a runner that was killed left in it, or beside it, is removed first.
+pub fn create_agent_dir(unit_dir: &Path, ids: &IdMapping) -> Result<AgentDir, ToolServerError> {
     let parent = unit_dir.join(AGENT_DIRS);
+    let dir = parent.join(AGENT_DIR);
     let error = |action, path: &Path| {
         let path = path.to_owned();
         move |source| ToolServerError::AgentDir {
@@ -164,43 +190,57 @@ pub fn create_agent_dir(
             source,
         }
     };
-    match std::fs::read_dir(&parent) {
-        Ok(entries) => {
-            for entry in entries {
-                let stale = entry.map_err(error("list", &parent))?.path();
+    let clear = |entries: std::fs::ReadDir, keep: Option<&Path>, at: &Path| {
+        for entry in entries {
+            let stale = entry.map_err(error("list", at))?.path();
+            if Some(stale.as_path()) != keep {
                 remove_tree(&stale).map_err(|source| ToolServerError::ClearAgentDir { source })?;
             }
         }
+        Ok::<(), ToolServerError>(())
+    };
+    match std::fs::read_dir(&parent) {
+        Ok(entries) => clear(entries, Some(&dir), &parent)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&parent)
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
-                .map_err(error("create", &parent))?;
+            create_private_dir(&parent).map_err(error("create", &parent))?
         }
         Err(e) => return Err(error("list", &parent)(e)),
     }
-    let dir = tempfile::Builder::new()
-        .prefix("")
-        .rand_bytes(8)
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in(&parent)
-        .map_err(error("create", &parent))?;
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => clear(entries, None, &dir)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_private_dir(&dir).map_err(error("create", &dir))?
+        }
+        Err(e) => return Err(error("list", &dir)(e)),
+    }
     if let IdMapping::Range { .. } = ids {
+        use std::os::unix::fs::MetadataExt;
         let (_, gid) = ids.host_root();
-        for path in [parent.as_path(), dir.path()] {
+        for path in [parent.as_path(), dir.as_path()] {
+            let meta = std::fs::symlink_metadata(path).map_err(error("restrict", path))?;
+            if meta.gid() == gid && meta.mode() & 0o7777 == 0o710 {
+                continue;
+            }
             std::os::unix::fs::lchown(path, None, Some(gid)).map_err(error("restrict", path))?;
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o710))
                 .map_err(error("restrict", path))?;
         }
     }
-    Ok(dir)
+    Ok(AgentDir { path: dir })
+}
+
+/// `mkdir(2)` with mode 0700; one that exists (a racing creator) is fine, a symlink is not.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if std::fs::symlink_metadata(path)?.is_dir() {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        result => result,
+    }
 }
 
 impl ToolServerHandle {
@@ -335,9 +375,21 @@ mod tests {
             std::fs::metadata(dir.path()).unwrap().mode() & 0o7777,
             0o700
         );
-        let path = dir.path().to_owned();
-        drop(dir);
-        assert!(!path.exists());
+        // A socket a killed runner left in the directory is gone at the next run, and the
+        // directory itself is reused.
+        std::fs::write(dir.path().join("agent.socket"), "").unwrap();
+        let ino = std::fs::metadata(dir.path()).unwrap().ino();
+        let first = dir.path().to_owned();
+        std::mem::forget(dir);
+        let again = create_agent_dir(unit.path(), &ids).unwrap();
+        assert_eq!(again.path(), first);
+        assert_eq!(std::fs::metadata(again.path()).unwrap().ino(), ino);
+        assert_eq!(std::fs::read_dir(again.path()).unwrap().count(), 0);
+        // Dropped, it is emptied and kept.
+        std::fs::write(again.path().join("stdio.socket"), "").unwrap();
+        let path = again.path().to_owned();
+        drop(again);
+        assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
     }
 
     #[test]
