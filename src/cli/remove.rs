@@ -50,6 +50,7 @@ fn print(reports: &[RemoveReport]) -> ExitStatus {
         if report.removed {
             println!("removed {}", report.unit.unit);
         }
+        status = units::worst(status, units::print_unit_reports(&report.also));
     }
     status
 }
@@ -57,7 +58,8 @@ fn print(reports: &[RemoveReport]) -> ExitStatus {
 fn status_of(reports: &[RemoveReport]) -> ExitStatus {
     reports
         .iter()
-        .map(|r| units::unit_status(&r.unit))
+        .flat_map(|r| std::iter::once(&r.unit).chain(&r.also))
+        .map(units::unit_status)
         .fold(ExitStatus::Success, units::worst)
 }
 

@@ -39,7 +39,11 @@ pub fn run(root: &StateRoot, args: ResolvedArgs) -> anyhow::Result<ExitStatus> {
         !args.json,
         &units::print_wait,
     )?;
-    let status = units::unit_status(&report.unit);
+    let status = report
+        .also
+        .iter()
+        .map(units::unit_status)
+        .fold(units::unit_status(&report.unit), units::worst);
     if args.json {
         print_json(&report)?;
         return Ok(status);
@@ -50,7 +54,6 @@ pub fn run(root: &StateRoot, args: ResolvedArgs) -> anyhow::Result<ExitStatus> {
         if args.retry { "retrying" } else { "resolved" },
         report.resolved
     );
-    Ok(units::print_unit_reports(std::slice::from_ref(
-        &report.unit,
-    )))
+    let own = units::print_unit_reports(std::slice::from_ref(&report.unit));
+    Ok(units::worst(own, units::print_unit_reports(&report.also)))
 }

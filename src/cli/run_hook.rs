@@ -85,17 +85,25 @@ pub fn run(root: &StateRoot, args: RunArgs) -> anyhow::Result<ExitStatus> {
         stream: !args.json,
         from_queue: false,
     };
-    let report = lifecycle::run_one(&runner, &args.unit, &request, &units::print_wait)?;
-    let status = if report.succeeded() {
+    let fired = lifecycle::run_one(&runner, &args.unit, &request, &units::print_wait)?;
+    let report = &fired.run;
+    let own = if report.succeeded() {
         ExitStatus::Success
     } else {
         ExitStatus::HookFailed
     };
+    // Hooks the run caused elsewhere count too: a relation hook it triggered that failed
+    // left its unit in error.
+    let caused = fired
+        .also
+        .iter()
+        .map(units::unit_status)
+        .fold(ExitStatus::Success, units::worst);
     if args.json {
-        print_json(&report)?;
-        return Ok(status);
+        print_json(&fired)?;
+        return Ok(units::worst(own, caused));
     }
-    eprintln!("{}", units::describe_run(&report));
+    eprintln!("{}", units::describe_run(report));
     if let Some(action) = &report.action {
         if !action.results.is_empty() {
             println!("{}", serde_json::to_string_pretty(&action.results)?);
@@ -115,5 +123,5 @@ pub fn run(root: &StateRoot, args: RunArgs) -> anyhow::Result<ExitStatus> {
             args.unit, args.unit, args.unit, args.unit
         );
     }
-    Ok(status)
+    Ok(units::worst(own, units::print_unit_reports(&fired.also)))
 }

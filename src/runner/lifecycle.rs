@@ -50,6 +50,11 @@ pub struct UnitReport {
 }
 
 impl UnitReport {
+    /// Whether a hook ran or something failed.
+    fn did_something(&self) -> bool {
+        !self.runs.is_empty() || self.error.is_some()
+    }
+
     fn new(unit: &UnitName) -> Self {
         Self {
             unit: unit.clone(),
@@ -495,8 +500,9 @@ fn has_work(root: &crate::store::StateRoot, unit: &UnitName) -> bool {
 }
 
 /// Adds the runs of `more` (units that ran hooks posted to them) to the reports of the same
-/// units in `reports`; the runs of other units show in their status and history.
-pub(crate) fn merge_reports(reports: &mut [UnitReport], more: Vec<UnitReport>) {
+/// units in `reports`, and appends the reports of other units (of related applications)
+/// that ran or failed something: a command reports every hook it caused.
+pub(crate) fn merge_reports(reports: &mut Vec<UnitReport>, more: Vec<UnitReport>) {
     for report in more {
         if let Some(existing) = reports.iter_mut().find(|r| r.unit == report.unit) {
             existing.runs.extend(report.runs);
@@ -507,8 +513,19 @@ pub(crate) fn merge_reports(reports: &mut [UnitReport], more: Vec<UnitReport>) {
                 existing.error = report.error;
                 existing.error_status = report.error_status;
             }
+        } else if report.did_something() {
+            // A unit of another application whose relation hooks the command caused.
+            reports.push(report);
         }
     }
+}
+
+/// The reports of `settled` that ran or failed something.
+fn ran_something(settled: Vec<UnitReport>) -> Vec<UnitReport> {
+    settled
+        .into_iter()
+        .filter(UnitReport::did_something)
+        .collect()
 }
 
 fn config_json(value: &ConfigValue) -> serde_json::Value {
@@ -558,6 +575,9 @@ pub struct RemoveReport {
     pub unit: UnitReport,
     /// Whether the unit and its layers are gone.
     pub removed: bool,
+    /// Hooks the removal caused on other units (departed, leader-elected), by unit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<UnitReport>,
 }
 
 /// Stops and removes one unit: runs stop then remove (no application lock is held: a hook
@@ -600,10 +620,12 @@ fn remove_one(
         Ok(removed) => RemoveReport {
             unit: report,
             removed,
+            also: Vec::new(),
         },
         Err(e) => RemoveReport {
             unit: report.failed_with(e),
             removed: false,
+            also: Vec::new(),
         },
     }
 }
@@ -619,13 +641,13 @@ pub fn remove_unit(
     if !app.units.contains(&name.number()) {
         return Err(UnitError::UnknownUnit { unit: name.clone() }.into());
     }
-    let report = for_each_unit(std::slice::from_ref(name), 1, |unit, runtime| {
+    let mut report = for_each_unit(std::slice::from_ref(name), 1, |unit, runtime| {
         remove_one(runner, unit, runtime, on_wait, true)
     })
     .pop()
     .expect("one unit, one report");
     // The new leader runs the leader-elected posted to it, with the other posted hooks.
-    relations::settle(runner, default_parallel(), on_wait)?;
+    report.also = ran_something(relations::settle(runner, default_parallel(), on_wait)?);
     Ok(report)
 }
 
@@ -840,6 +862,9 @@ pub struct ResolveReport {
     /// The runs (the retry, then the queued hooks).
     #[serde(flatten)]
     pub unit: UnitReport,
+    /// Hooks the resolution caused on other units (relation hooks), by unit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<UnitReport>,
 }
 
 /// `resolved UNIT [--retry]` (rule 6). Without retry the operator layer is committed and the
@@ -909,6 +934,7 @@ pub fn resolve(
                 resolved: error.to_string(),
                 retry,
                 unit: report,
+                also: Vec::new(),
             });
         }
     } else {
@@ -951,12 +977,25 @@ pub fn resolve(
         &mut reports,
         relations::settle(runner, default_parallel(), on_wait)?,
     );
-    let report = reports.swap_remove(0);
+    let report = reports.remove(0);
     Ok(ResolveReport {
         resolved: error.to_string(),
         retry,
         unit: report,
+        also: reports,
     })
+}
+
+/// What `run` did.
+#[derive(Debug, Serialize)]
+pub struct FireReport {
+    /// The hook or action that was fired.
+    #[serde(flatten)]
+    pub run: HookReport,
+    /// Hooks it caused, on this unit or others (relation hooks after a `relation-set`),
+    /// by unit.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<UnitReport>,
 }
 
 /// `run UNIT HOOK`: fires one event (any hook valid for the unit's charm, or an action).
@@ -965,7 +1004,7 @@ pub fn run_one(
     name: &UnitName,
     request: &HookRequest,
     on_wait: WaitNotice<'_>,
-) -> Result<HookReport, RunnerError> {
+) -> Result<FireReport, RunnerError> {
     let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
     account_for_last_commit(runner.root(), &unit)?;
     let state = UnitRuntime::load(runner.root(), name)?;
@@ -978,10 +1017,10 @@ pub fn run_one(
             "start the async runtime for",
             unit.paths().dir(),
         ))?;
-    let report = runtime.block_on(runner.run_hook(&mut unit, request))?;
+    let run = runtime.block_on(runner.run_hook(&mut unit, request))?;
     drop(unit);
-    relations::settle(runner, default_parallel(), on_wait)?;
-    Ok(report)
+    let also = ran_something(relations::settle(runner, default_parallel(), on_wait)?);
+    Ok(FireReport { run, also })
 }
 
 /// The number of CPUs (how many units run hooks at once when the command does not say).

@@ -808,6 +808,7 @@ pub fn resolve_conflict(
         resolved,
         retry,
         unit: report,
+        also: Vec::new(),
     })
 }
 

@@ -457,3 +457,68 @@ fn a_relation_change_survives_a_kill_while_its_effects_are_applied() {
         Some("n3w\n")
     );
 }
+
+/// A command reports every hook it causes: mysql's config-changed rotates the password with
+/// `relation-set`, which runs db-relation-changed on wordpress/0; `config` lists that unit's
+/// run beside mysql's, `run --json` under `also`, and the text output names it.
+#[test]
+fn commands_report_the_relation_hooks_they_cause_on_other_units() {
+    let Some(u) = Units::new(Identity::Caller) else {
+        return;
+    };
+    let (wordpress, _) = pair(&u);
+    let rotate = format!(
+        "{SH}ids=$(relation-ids db)\n[ -z \"$ids\" ] || relation-set -r \"$ids\" password=\"$(config-get password)\" rotation=\"$JUJU_CONTEXT_ID\"\n"
+    );
+    let mysql = write_charm(
+        &u.env,
+        "mysql-rotating",
+        "provides:\n  db:\n    interface: mysql\n",
+        &[
+            (
+                "config.yaml",
+                "options:\n  password:\n    type: string\n    default: s3cret\n",
+                0o644,
+            ),
+            ("hooks/config-changed", rotate.as_str(), 0o755),
+        ],
+    );
+    u.expect(&["deploy", wordpress.to_str().unwrap(), "wordpress"], 0);
+    u.expect(&["deploy", mysql.to_str().unwrap(), "mysql"], 0);
+    u.expect(&["relate", "wordpress", "mysql"], 0);
+
+    let out = u.expect(&["config", "mysql", "password=n3w", "--json"], 0);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let ran = |unit: &str| -> Vec<String> {
+        json["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["unit"] == unit)
+            .flat_map(|r| r["runs"].as_array().unwrap().iter())
+            .map(|run| run["hook"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ran("mysql/0"), ["config-changed"], "{json}");
+    assert_eq!(ran("wordpress/0"), ["db-relation-changed"], "{json}");
+    assert_eq!(
+        u.read("wordpress/0", "db-password").as_deref(),
+        Some("n3w\n")
+    );
+
+    let out = u.expect(&["run", "mysql/0", "config-changed", "--json"], 0);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["hook"], "config-changed", "{json}");
+    assert_eq!(json["also"][0]["unit"], "wordpress/0", "{json}");
+    assert_eq!(
+        json["also"][0]["runs"][0]["hook"], "db-relation-changed",
+        "{json}"
+    );
+
+    let (code, stdout, stderr) = u.run(&["run", "mysql/0", "config-changed"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("wordpress/0") && stdout.contains("db-relation-changed"),
+        "{stdout}"
+    );
+}
