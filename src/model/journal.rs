@@ -9,8 +9,8 @@
 //! |---|---|
 //! | [`Unit::begin_hook`] | create `runs/<id>/` (the upper; `work/` if missing) → journal `running-hook` |
 //! | [`Unit::commit`] | rename the upper to `layers/<id>` (an empty upper is removed instead) → journal `idle` with the new stack and the caller's `unapplied` value |
-//! | [`Unit::commit`] of a retry | journal `committing` → rename `operator/` to `layers/<op>` → rename the upper to `layers/<id>` → journal `idle` with the new stack → remove `runs/<id>` |
-//! | [`Unit::discard`] | rename the upper to `failed/<id>` → journal `error` → remove `runs/<id>` and older failed layers |
+//! | [`Unit::commit`] of a retry | journal `committing` → rename `operator/` to `layers/<op>` → rename the upper to `layers/<id>` → journal `idle` with the new stack |
+//! | [`Unit::discard`] | rename the upper to `failed/<id>` → journal `error` → remove older failed layers |
 //! | squash | journal `squash` record → build `squash/<new>` (may run in the background) → rename it to `layers/<new>` → journal: stack swapped, record cleared → remove the old layer dirs |
 //!
 //! Recovery (run by [`Unit::open`] under the unit lock, before anything else): a journal
@@ -518,7 +518,7 @@ impl Unit {
             return Err(UnitError::UnitExists { unit: name.clone() });
         }
         let journal = Journal::new(name.clone());
-        atomic::write_json_in_place(&paths.state_file(), &journal)?;
+        atomic::write_json(&paths.state_file(), &journal)?;
         tracing::info!(unit = %name, "unit created");
         Ok(Self::assemble(paths, journal, lock))
     }
@@ -1485,7 +1485,7 @@ impl Unit {
     }
 
     fn write(&mut self, next: Journal) -> Result<(), UnitError> {
-        atomic::write_json_in_place(&self.paths.state_file(), &next)?;
+        atomic::write_json(&self.paths.state_file(), &next)?;
         self.journal = next;
         self.step(failpoints::JOURNAL_WRITTEN)
     }

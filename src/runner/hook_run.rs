@@ -550,7 +550,7 @@ impl Runner {
     }
 }
 
-/// As root, the sandbox's helper runs as the id range's root inside its user namespace and
+/// As root, the sandbox's init runs as the id range's root inside its user namespace and
 /// opens the upper, work and committed layer dirs by path, through directories that are
 /// host root's and mode 0700. It is given search (only) on that chain through their group:
 /// group = the range's root gid, mode 0710. No other host user gains anything. Rootless,

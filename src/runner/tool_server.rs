@@ -199,6 +199,16 @@ pub fn create_agent_dir(unit_dir: &Path, ids: &IdMapping) -> Result<AgentDir, To
         }
         Ok::<(), ToolServerError>(())
     };
+    // Neither may be a symlink: they are listed, emptied and chowned as the caller.
+    let real_dir = |path: &Path| match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(error("use", path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a directory (a symlink?)",
+        ))),
+        _ => Ok(()),
+    };
+    real_dir(&parent)?;
+    real_dir(&dir)?;
     match std::fs::read_dir(&parent) {
         Ok(entries) => clear(entries, Some(&dir), &parent)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -390,6 +400,23 @@ mod tests {
         let path = again.path().to_owned();
         drop(again);
         assert_eq!(std::fs::read_dir(&path).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_agent_dir_is_refused_and_its_target_untouched() {
+        let unit = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        std::fs::create_dir(unit.path().join(AGENT_DIRS)).unwrap();
+        std::os::unix::fs::symlink(outside.path(), unit.path().join(AGENT_DIRS).join("agent"))
+            .unwrap();
+        let ids = IdMapping::Rootless {
+            uid: rustix::process::getuid().as_raw(),
+            gid: rustix::process::getgid().as_raw(),
+        };
+        let err = create_agent_dir(unit.path(), &ids).unwrap_err();
+        assert!(err.to_string().contains("agent"), "{err}");
+        assert_eq!(std::fs::read(outside.path().join("keep")).unwrap(), b"x");
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl LimitPlan {
     /// forks anything, moving itself (and so everything it forks).
     /// A thread that moves itself skips the global lock a move by pid takes
     /// (`cgroup_threadgroup_rwsem`, whose writer waits for an RCU grace period: about 10 ms
-    /// per run when the runner writes the pid to `cgroup.procs`).
+    /// per run when another process writes the pid to `cgroup.procs`).
     pub fn self_join_files(&self) -> Vec<PathBuf> {
         self.dirs
             .iter()

@@ -33,7 +33,7 @@ use rustix::thread::{CapabilitySet, CapabilitySets};
 use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
 use super::seccomp;
 use super::spec::{HandlerLookup, IdMapping, IdRange, Network, SandboxSpec};
-use crate::sys::{self, Forked};
+use crate::sys;
 
 /// The lowest descriptor the control socket moves to when it leaves stdin.
 const CONTROL_FD: i32 = 3;
@@ -132,9 +132,7 @@ pub fn main() -> ! {
         Ok(start) => start,
         Err(_) => sys::exit_immediately(ExitCode::SETUP),
     };
-    match helper(&control, &start) {
-        Err(failure) => report_failure(&control, failure),
-    }
+    helper(control, &start)
 }
 
 /// Exit codes of the helper processes themselves.
@@ -166,43 +164,69 @@ fn take_control_socket() -> io::Result<UnixStream> {
 }
 
 /// Stage 1: the helper, in the runner's namespaces.
-fn helper(control: &UnixStream, start: &Start) -> Result<std::convert::Infallible, Failure> {
-    let spec = &start.spec;
+fn helper(control: UnixStream, start: &Start) -> ! {
+    let init = match fork_init(&control, start) {
+        Ok(InitFork::Child(wait_here)) => container_init(&control, start, wait_here),
+        Ok(InitFork::Parent(init)) => init,
+        Err(failure) => report_failure(&control, failure),
+    };
+    // From the host side, which holds the privilege the init lacks: its id maps, its
+    // cgroups and, as root, the host-owned lower layers as mounts idmapped with its user
+    // namespace. A failure is reported; the init sees its socket close and exits.
+    if let Err(failure) = release_init(start, init) {
+        report_failure(&control, failure)
+    }
+    // Our copy of the control socket closes first: the runner reads it to its end, and must
+    // not wait for what follows. Then remove what earlier runs retired from the work dir
+    // (each removal may wait on a synchronous discard), and exit.
+    drop(control);
+    super::run::remove_retired_work(&start.spec.work);
+    sys::exit_immediately(0)
+}
+
+/// What [`fork_init`] returns in each process.
+enum InitFork {
+    /// In the helper: the init and the socket that releases it.
+    Parent((rustix::process::Pid, UnixStream)),
+    /// In the init: the socket its release arrives on.
+    Child(UnixStream),
+}
+
+/// Forks pid 1 in new user, mount, pid, ipc, uts and (unless host networking) net
+/// namespaces, as the runner's child (CLONE_PARENT): the runner waits for it directly.
+fn fork_init(control: &UnixStream, start: &Start) -> Result<InitFork, Failure> {
     // Die with the runner (prctl(2) PR_SET_PDEATHSIG), and if it already died, now.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
     // Block the signals the helper and the init wait for with sigwait(2).
     block_handled_signals().step(|| "block signals".into())?;
     // The init waits on this socket until its id maps are written.
     let (go_ahead, wait_here) = UnixStream::pair().step(|| "create the setup socket".into())?;
-    // Fork pid 1 in new user, mount, pid, ipc, uts and (unless host networking) net
-    // namespaces, as the runner's child (CLONE_PARENT): the runner waits for it directly.
-    match sys::fork_as_sibling(namespace_flags(spec).bits() as u64)
+    match sys::fork_as_sibling(namespace_flags(&start.spec).bits() as u64)
         .step(|| "create the namespaces and fork the sandbox init".into())?
     {
-        Forked::Child => {
-            drop(go_ahead);
-            container_init(control, start, wait_here)
-        }
-        Forked::Parent(init) => {
+        sys::Forked::Child => Ok(InitFork::Child(wait_here)),
+        sys::Forked::Parent(init) => {
             drop(wait_here);
+            // The runner adopts the init by this message; without it nothing would watch it.
             let pid = init.as_raw_nonzero().get();
-            let _ = protocol::send(control, &HelperMessage::InitStarted { pid });
-            // From the host side, which holds the privilege the init lacks: its id maps, its
-            // cgroups and, as root, the host-owned lower layers as mounts idmapped with its
-            // user namespace. A failure here is reported; the init sees the socket close.
-            let idmapped = prepare_init(start, pid)?;
-            let proceed = Proceed {
-                idmapped_lowers: idmapped.len(),
-            };
-            protocol::send_with_rights(&go_ahead, &proceed, &idmapped)
-                .step(|| "send the go-ahead to the sandbox init".into())?;
-            drop((go_ahead, idmapped));
-            // Remove what earlier runs retired from the work dir (each removal may wait on a
-            // synchronous discard; nobody waits for the helper), and exit.
-            super::run::remove_retired_work(&spec.work);
-            sys::exit_immediately(0)
+            protocol::send(control, &HelperMessage::InitStarted { pid })
+                .step(|| "report the sandbox init to the runner".into())?;
+            Ok(InitFork::Parent((init, go_ahead)))
         }
     }
+}
+
+/// Prepares the init from the host side and sends it the go-ahead.
+fn release_init(
+    start: &Start,
+    (init, go_ahead): (rustix::process::Pid, UnixStream),
+) -> Result<(), Failure> {
+    let idmapped = prepare_init(start, init.as_raw_nonzero().get())?;
+    let proceed = Proceed {
+        idmapped_lowers: idmapped.len(),
+    };
+    protocol::send_with_rights(&go_ahead, &proceed, &idmapped)
+        .step(|| "send the go-ahead to the sandbox init".into())
 }
 
 /// Writes the init's id maps, puts it in the run's v2 cgroups (it joins the v1 ones itself)
@@ -278,7 +302,17 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
     {
         Ok((_, idmapped)) => idmapped,
-        Err(_) => sys::exit_immediately(ExitCode::SETUP),
+        // The helper closed the socket: it failed and has said why.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            sys::exit_immediately(ExitCode::SETUP)
+        }
+        Err(e) => report_failure(
+            control,
+            Failure {
+                step: "receive the go-ahead from the helper".into(),
+                errno: e.errno(),
+            },
+        ),
     };
     drop(wait_here);
     // Into the run's v1 cgroups, as host uid 0 still: `0` in `tasks` moves the calling
@@ -297,6 +331,12 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     if let Err(failure) = become_init(start) {
         report_failure(control, failure)
     }
+    // Changing credentials cleared the parent death signal (prctl(2): "cleared ... when
+    // the process's credentials change"; as root the ids change to the mapped range): set it
+    // again, and exit now if the runner died meanwhile.
+    if die_with_runner(control).is_err() {
+        sys::exit_immediately(ExitCode::SETUP);
+    }
     match build_sandbox(start, idmapped) {
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
@@ -313,8 +353,8 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
         },
     };
     let command = match sys::fork_single_threaded().step(|| "fork the command".into()) {
-        Ok(Forked::Child) => exec_command(&start.spec, start, program),
-        Ok(Forked::Parent(pid)) => pid,
+        Ok(sys::Forked::Child) => exec_command(&start.spec, start, program),
+        Ok(sys::Forked::Parent(pid)) => pid,
         Err(failure) => report_failure(control, failure),
     };
     // pid 1 keeps no capability and gains none (capabilities(7), prctl(2)).
@@ -333,12 +373,7 @@ fn become_init(start: &Start) -> Result<(), Failure> {
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
         .step(|| "create the cgroup namespace".into())?;
     // Become uid and gid 0 of the user namespace.
-    become_root(&start.spec.ids).step(|| "become root of the user namespace".into())?;
-    // Changing credentials cleared the parent death signal (prctl(2): "cleared ... when
-    // the process's credentials change"; as root the ids change to the mapped range): set it
-    // again, or a killed runner would leave the sandbox running.
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .step(|| "set the parent death signal again".into())
+    become_root(&start.spec.ids).step(|| "become root of the user namespace".into())
 }
 
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
@@ -540,7 +575,7 @@ fn become_root(ids: &IdMapping) -> nix::Result<()> {
     let root_uid = nix::unistd::Uid::from_raw(0);
     let root_gid = nix::unistd::Gid::from_raw(0);
     if matches!(ids, IdMapping::Range { .. }) {
-        // Drop the host's supplementary groups (allowed: the runner did not deny setgroups).
+        // Drop the host's supplementary groups (allowed: the helper did not deny setgroups).
         nix::unistd::setgroups(&[])?;
     }
     nix::unistd::setresgid(root_gid, root_gid, root_gid)?;
@@ -599,7 +634,7 @@ struct Layers {
 enum LowerSource {
     /// A host directory (`O_PATH`).
     Host(OwnedFd),
-    /// A detached mount the runner idmapped with our user namespace.
+    /// A detached mount the helper idmapped with our user namespace.
     Idmapped(OwnedFd),
 }
 
@@ -625,7 +660,7 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
                     .next()
                     .map(LowerSource::Idmapped)
                     .ok_or(rustix::io::Errno::BADF)
-                    .step(|| format!("{}: no idmapped mount from the runner", layer()))
+                    .step(|| format!("{}: no idmapped mount from the helper", layer()))
             } else {
                 open_path(&lower.path).map(LowerSource::Host).step(layer)
             }

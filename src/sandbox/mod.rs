@@ -76,7 +76,7 @@ pub enum SandboxError {
         /// Its wait status as text.
         status: String,
     },
-    /// A host-side preparation step failed (id maps, cgroups, upper dir ownership).
+    /// A host-side preparation step of the runner failed (cgroups, upper dir ownership).
     #[error("{action} {path}")]
     Host {
         /// What was being done.

@@ -1,5 +1,6 @@
-//! The runner side of a sandbox: spawns the helper (`/proc/self/exe __sandbox-init`; the
-//! async process itself never forks), writes its id maps, puts it in the run's cgroups,
+//! The runner side of a sandbox: prepares the upper dir and the run's cgroups, spawns the
+//! helper (`/proc/self/exe __sandbox-init`; the async process itself never forks), which
+//! forks the sandbox's init as our child and writes its id maps; then watches the init,
 //! captures the output, enforces the timeout and turns the end into a [`RunReport`].
 
 use std::io::Write;

@@ -44,51 +44,6 @@ fn json_bytes<T: Serialize>(path: &Path, value: &T) -> Result<Vec<u8>, StoreErro
     Ok(bytes)
 }
 
-/// Replaces `path` with `bytes` atomically and durably, like [`write_file`], without
-/// creating or deleting an inode: the new content goes into a spare file beside `path`
-/// (`.<name>.spare`, the previous content of `path`), which `renameat2(RENAME_EXCHANGE)`
-/// then swaps with `path`. For the files written at every step of a hook run (the unit
-/// journal): each inode freed and allocated per write costs, on some filesystems (ext4
-/// without a journal scans recently deleted inodes at every allocation), more than the
-/// write. Only for files whose writers are serialised (the unit lock): two concurrent
-/// writers would share the spare.
-pub fn write_file_in_place(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use rustix::fs::{CWD, RenameFlags, renameat_with};
-    let dir = parent_of(path);
-    let name = path.file_name().ok_or_else(|| {
-        StoreError::io("name the spare of", path)(std::io::ErrorKind::InvalidInput.into())
-    })?;
-    let mut spare_name = std::ffi::OsString::from(".");
-    spare_name.push(name);
-    spare_name.push(".spare");
-    let spare = dir.join(spare_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&spare)
-        .map_err(StoreError::io("open", &spare))?;
-    // Overwrite, then cut to length: a shorter content never frees the file's only block.
-    file.write_all(bytes)
-        .and_then(|()| file.set_len(bytes.len() as u64))
-        .and_then(|()| file.sync_data())
-        .map_err(StoreError::io("write", &spare))?;
-    match renameat_with(CWD, &spare, CWD, path, RenameFlags::EXCHANGE) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::NOENT) => {
-            fs::rename(&spare, path).map_err(StoreError::io("rename spare file to", path))?
-        }
-        Err(e) => return Err(StoreError::io("exchange spare file with", path)(e.into())),
-    }
-    sync_dir(dir)
-}
-
-/// [`write_json`] through [`write_file_in_place`].
-pub fn write_json_in_place<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
-    write_file_in_place(path, &json_bytes(path, value)?)
-}
-
 /// Reads a JSON state file; `Ok(None)` when it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match fs::read(path) {
@@ -136,47 +91,6 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
-    }
-
-    #[test]
-    fn in_place_writes_swap_two_inodes_and_never_allocate_another() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let spare = dir.path().join(".state.json.spare");
-        write_file_in_place(&path, b"a long first content").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"a long first content");
-        write_file_in_place(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read(&spare).unwrap(), b"a long first content");
-        let inodes = |p: &Path| fs::metadata(p).unwrap().ino();
-        let pair = [inodes(&path), inodes(&spare)];
-        for content in [&b"three"[..], b"4", b"a fifth, longer than all before it"] {
-            write_file_in_place(&path, content).unwrap();
-            assert_eq!(fs::read(&path).unwrap(), content);
-            let mut now = [inodes(&path), inodes(&spare)];
-            now.sort_unstable();
-            let mut before = pair;
-            before.sort_unstable();
-            assert_eq!(now, before, "the same two inodes take turns");
-        }
-        let mut names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        assert_eq!(names, [".state.json.spare", "state.json"]);
-    }
-
-    #[test]
-    fn an_in_place_write_through_a_symlinked_spare_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = dir.path().join("outside");
-        fs::write(&outside, b"untouched").unwrap();
-        let path = dir.path().join("state.json");
-        std::os::unix::fs::symlink(&outside, dir.path().join(".state.json.spare")).unwrap();
-        write_file_in_place(&path, b"new").unwrap_err();
-        assert_eq!(fs::read(&outside).unwrap(), b"untouched");
     }
 
     #[test]

@@ -278,6 +278,13 @@ impl LayerDirs {
         create_dir(&run.upper, UPPER_MODE)?;
         create_dir(&run.work, 0o700)?;
         retire_overlay_work(&run.work);
+        // A `work/` left in place would fail this run's mount, and every later one.
+        let left = run.work.join("work");
+        if fs::symlink_metadata(&left).is_ok() {
+            return Err(LayerError::io("retire the overlay work dir", left)(
+                std::io::ErrorKind::AlreadyExists.into(),
+            ));
+        }
         Ok(run)
     }
 
@@ -363,8 +370,9 @@ const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
 /// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
 /// sandbox helper of the next run removes the retired ones ([`retired_overlay_work`]).
 /// Their directories (overlayfs creates some with mode 000) are opened up for their owner
-/// first, so that any remover that does not chmod as it goes can delete them. Best effort:
-/// a work dir that cannot be retired fails the next mount, which says so.
+/// first, so that any remover that does not chmod as it goes can delete them. Best effort
+/// here (a warning); [`LayerDirs::create_run`] refuses to start a run over a work dir whose
+/// `work/` is still there.
 pub fn retire_overlay_work(work: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let inner = work.join("work");
@@ -373,7 +381,10 @@ pub fn retire_overlay_work(work: &Path) {
     }
     let incompat = inner.join("incompat");
     for dir in [&inner, &incompat, &incompat.join("volatile")] {
-        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        // Only real directories (set_permissions follows a symlink).
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+        }
     }
     let retired = work.join(format!(
         "{STALE_WORK_PREFIX}{:08x}{:08x}",
@@ -383,7 +394,7 @@ pub fn retire_overlay_work(work: &Path) {
     if fs::rename(&inner, &retired).is_err()
         && let Err(err) = remove_tree(&inner)
     {
-        tracing::debug!(path = %inner.display(), error = %err, "work dir not retired");
+        tracing::warn!(path = %inner.display(), error = %err, "overlay work dir not retired");
     }
 }
 
@@ -471,6 +482,22 @@ mod tests {
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<LayerId>(&json).unwrap(), a);
         assert_ne!(LayerId::generate(1), LayerId::generate(1));
+    }
+
+    #[test]
+    fn a_run_retires_the_overlay_work_a_killed_run_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(tmp.path().join("u"));
+        fs::create_dir(dirs.unit_dir()).unwrap();
+        // What a volatile overlay mount leaves when its run is killed.
+        fs::create_dir_all(dirs.work().join("work/incompat/volatile/dirty")).unwrap();
+        let run = dirs.create_run(&LayerId::new(1, 1)).unwrap();
+        assert_eq!(run.work, dirs.work());
+        assert_eq!(run.upper, run.dir);
+        assert!(!exists(&run.work.join("work")).unwrap());
+        let retired = retired_overlay_work(&run.work);
+        assert_eq!(retired.len(), 1, "{retired:?}");
+        assert!(exists(&retired[0].join("incompat/volatile/dirty")).unwrap());
     }
 
     #[test]
