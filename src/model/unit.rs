@@ -175,6 +175,7 @@ serde_as_string!(UnitName);
 /// failed/<id>/        the discarded upper of the last failed hook
 /// runs/<id>/          the run in progress (its overlay upper)
 /// work/               the overlay work dir every run reuses
+/// spare-upper/        the empty upper of the last run that wrote nothing, for the next
 /// squash/<id>/        a squash being built (removed by recovery if interrupted)
 /// ```
 #[derive(Debug, Clone)]

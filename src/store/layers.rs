@@ -230,6 +230,13 @@ impl LayerDirs {
         self.unit_dir.join("work")
     }
 
+    /// `spare-upper/`: the empty upper of the last run that wrote nothing, kept for the next
+    /// run (a hook that writes nothing, like most `update-status` runs, then creates and
+    /// frees no inode for its upper).
+    pub fn spare_upper(&self) -> PathBuf {
+        self.unit_dir.join("spare-upper")
+    }
+
     /// `failed/`.
     pub fn failed_root(&self) -> PathBuf {
         self.unit_dir.join("failed")
@@ -275,7 +282,9 @@ impl LayerDirs {
         if fs::symlink_metadata(&run.dir).is_ok() {
             remove_tree(&run.dir)?;
         }
-        create_dir(&run.upper, UPPER_MODE)?;
+        if !self.reuse_spare_upper(&run.upper)? {
+            create_dir(&run.upper, UPPER_MODE)?;
+        }
         create_dir(&run.work, 0o700)?;
         retire_overlay_work(&run.work);
         // A `work/` left in place would fail this run's mount, and every later one.
@@ -335,13 +344,35 @@ impl LayerDirs {
         Ok(to)
     }
 
-    /// Removes a run's directory (an upper that was neither committed nor kept).
+    /// Removes a run's directory (an upper that was neither committed nor kept); an empty
+    /// upper as fresh as [`LayerDirs::create_run`] makes it is kept as the spare upper.
     pub fn remove_run(&self, id: &LayerId) -> Result<(), LayerError> {
         let dir = self.run(id).dir;
-        if exists(&dir)? {
-            remove_tree(&dir)?;
+        if !exists(&dir)? {
+            return Ok(());
         }
+        let spare = self.spare_upper();
+        if is_pristine_upper(&dir) && !exists(&spare)? {
+            fs::rename(&dir, &spare).map_err(LayerError::io("keep the empty upper", &dir))?;
+            return Ok(());
+        }
+        remove_tree(&dir)?;
         Ok(())
+    }
+
+    /// Moves the spare upper to `upper` when it is still pristine; a spare that is not (or
+    /// not a directory) is removed. Whether it was reused.
+    fn reuse_spare_upper(&self, upper: &Path) -> Result<bool, LayerError> {
+        let spare = self.spare_upper();
+        if fs::symlink_metadata(&spare).is_err() {
+            return Ok(false);
+        }
+        if is_pristine_upper(&spare) {
+            fs::rename(&spare, upper).map_err(LayerError::io("reuse the spare upper", &spare))?;
+            return Ok(true);
+        }
+        remove_tree(&spare)?;
+        Ok(false)
     }
 
     /// The paths under `layers/`, unordered (for recovery's orphan sweep only).
@@ -412,6 +443,19 @@ pub fn retired_overlay_work(work: &Path) -> Vec<PathBuf> {
         })
         .map(|e| e.path())
         .collect()
+}
+
+/// Whether `dir` is a real directory with no entry, mode [`UPPER_MODE`] and no extended
+/// attribute: what a fresh upper is, so it can serve another run as one.
+fn is_pristine_upper(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        return false;
+    };
+    meta.is_dir()
+        && meta.permissions().mode() & 0o7777 == UPPER_MODE
+        && is_empty_dir(dir).unwrap_or(false)
+        && rustix::fs::llistxattr(dir, &mut [0u8; 0][..]).is_ok_and(|len: usize| len == 0)
 }
 
 /// Whether `dir` holds no entry at all (an upper the hook did not write to).
@@ -498,6 +542,37 @@ mod tests {
         let retired = retired_overlay_work(&run.work);
         assert_eq!(retired.len(), 1, "{retired:?}");
         assert!(exists(&retired[0].join("incompat/volatile/dirty")).unwrap());
+    }
+
+    #[test]
+    fn an_empty_pristine_upper_is_kept_for_the_next_run_and_nothing_else_is() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = LayerDirs::new(tmp.path().join("u"));
+        fs::create_dir(dirs.unit_dir()).unwrap();
+        let run = dirs.create_run(&LayerId::new(1, 1)).unwrap();
+        let ino = fs::metadata(&run.upper).unwrap().ino();
+        dirs.remove_run(&run.id).unwrap();
+        assert!(!exists(&run.dir).unwrap());
+        assert_eq!(fs::metadata(dirs.spare_upper()).unwrap().ino(), ino);
+        // The next run gets it back.
+        let next = dirs.create_run(&LayerId::new(2, 2)).unwrap();
+        assert_eq!(fs::metadata(&next.upper).unwrap().ino(), ino);
+        assert!(!exists(&dirs.spare_upper()).unwrap());
+        // An upper whose mode changed (a hook chmodded the charm dir) is not kept.
+        fs::set_permissions(&next.upper, fs::Permissions::from_mode(0o700)).unwrap();
+        dirs.remove_run(&next.id).unwrap();
+        assert!(!exists(&dirs.spare_upper()).unwrap());
+        // Nor is one with content; a spare that is not pristine is removed, not reused.
+        let third = dirs.create_run(&LayerId::new(3, 3)).unwrap();
+        fs::create_dir(dirs.spare_upper()).unwrap();
+        fs::write(dirs.spare_upper().join("left"), "x").unwrap();
+        fs::write(third.upper.join("f"), "x").unwrap();
+        dirs.remove_run(&third.id).unwrap();
+        assert!(exists(&dirs.spare_upper().join("left")).unwrap());
+        let fourth = dirs.create_run(&LayerId::new(4, 4)).unwrap();
+        assert!(is_empty_dir(&fourth.upper).unwrap());
+        assert!(!exists(&dirs.spare_upper()).unwrap());
     }
 
     #[test]
