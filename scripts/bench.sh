@@ -612,12 +612,13 @@ summary() {
   fi
 }
 
-# Lets the filesystem forget what the previous section deleted before the next one runs.
+# Lets the filesystem forget what was deleted before a section runs (by the previous section,
+# or by whatever ran before the script).
 # On ext4 without a journal (this VM's root) every inode allocation skips, one by one, the
 # inodes of its block group freed in the last 60 s (360 s while their inode table block is
 # dirty): a section that follows one that created and deleted thousands of files (ingest's
-# 20,000-file trees, a thousand hook runs) would pay for them. `sync` cleans the blocks,
-# then 65 s let the deletions age out. BENCH_SETTLE=0 skips the wait.
+# 20,000-file trees, a thousand hook runs, a test suite) would pay for them. `sync` cleans
+# the blocks, then 65 s let the deletions age out. BENCH_SETTLE=N waits N s; 0 skips.
 settle_fs() {
   [ "${BENCH_SETTLE:-65}" = 0 ] && return
   sync
@@ -631,11 +632,10 @@ main() {
     return
   fi
   ensure_tools
-  local sections=("$@") first=1
+  local sections=("$@")
   [ ${#sections[@]} -gt 0 ] || sections=(bench_sandbox bench_oci bench_ingest bench_units bench_merge)
   for section in "${sections[@]}"; do
-    [ "$first" = 1 ] || settle_fs
-    first=0
+    settle_fs
     "$section"
   done
   summary
