@@ -1192,14 +1192,15 @@ impl Unit {
 
     /// `resolved` without retry: commits the operator layer (when it holds anything) as the
     /// newest runtime layer and goes idle, as though the failed hook had succeeded without
-    /// its own writes (rule 6). `pending` is kept with the commit like [`Unit::commit`]'s, so
-    /// what the caller does after the resolution (record it, take the failed hook off the
-    /// queue) is finished by the next process if this one dies first. Returns the error
+    /// its own writes (rule 6). `pending` (given the id the operator layer gets) is kept with
+    /// the commit like [`Unit::commit`]'s, so what the caller does after the resolution
+    /// (record it, take the failed hook off the queue) is finished by the next process if
+    /// this one dies first. Returns the error
     /// that was resolved and the committed layer. Refused with `NotInError` when the unit is
     /// not in error.
     pub fn resolve(
         &mut self,
-        pending: Option<serde_json::Value>,
+        pending: impl FnOnce(Option<LayerId>) -> Option<serde_json::Value>,
     ) -> Result<(ErrorKind, Option<LayerId>), UnitError> {
         let UnitState::Error { error } = self.journal.state.clone() else {
             return Err(UnitError::NotInError {
@@ -1225,7 +1226,7 @@ impl Unit {
             run,
             context_id: String::new(),
             operator_layer,
-            pending,
+            pending: pending(operator_layer),
         };
         self.write(next)?;
         self.step(failpoints::RESOLVE_AFTER_JOURNAL)?;
@@ -1704,7 +1705,7 @@ mod tests {
                 }
                 None => assert!(model.error.is_none()),
             },
-            Op::Resolve => match unit.resolve(None) {
+            Op::Resolve => match unit.resolve(|_| None) {
                 Err(UnitError::NotInError { .. }) => assert!(model.error.is_none()),
                 Err(e) => return Err(e),
                 Ok((error, _)) => {
@@ -1929,7 +1930,7 @@ mod tests {
         let root = StateRoot::at(tmp.path());
         let name = UnitName::parse("wp/0").unwrap();
         let mut unit = Unit::create(&root, &name).unwrap();
-        let err = unit.resolve(None).unwrap_err();
+        let err = unit.resolve(|_| None).unwrap_err();
         assert_eq!(err.to_string(), "unit wp/0 is not in error");
         assert_eq!(err.exit_status(), ExitStatus::Refused);
         let err = Unit::open(&root, &UnitName::parse("wp/1").unwrap(), |_| {}).unwrap_err();

@@ -954,7 +954,10 @@ pub fn resolve(
         };
         // The commit carries the history line: a process killed after it has the line
         // written and the failed hook taken off the queue by the next command on the unit.
-        let (_, layer) = unit.resolve(resolution_pending(&record))?;
+        let (_, layer) = unit.resolve(|layer| {
+            record.layer = layer;
+            resolution_pending(&record)
+        })?;
         crate::model::journal::failpoint(crate::model::journal::failpoints::RESOLVE_BEFORE_POP);
         record.duration_ms = started.elapsed().as_millis() as u64;
         record.layer = layer;

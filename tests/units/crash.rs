@@ -468,6 +468,11 @@ fn a_killed_resolution_never_reruns_the_resolved_hook(mode: Identity) {
         serde_json::json!(["config-changed", "start"]),
         "{unit}"
     );
+    // The operator's fix, in the operator layer the resolution commits.
+    u.expect(
+        &["shell", "rs/0", "--", "sh", "-c", "echo fixed > fixed"],
+        0,
+    );
     let status = u
         .command()
         .args(["resolved", "rs/0"])
@@ -516,6 +521,20 @@ fn a_killed_resolution_never_reruns_the_resolved_hook(mode: Identity) {
         ],
         "{lines:?}"
     );
+    // The line written after the kill names the operator layer the resolution committed.
+    let resolution = u
+        .history("rs/0")
+        .into_iter()
+        .find(|r| r["kind"] == "resolved")
+        .unwrap();
+    let layer = resolution["layer"]
+        .as_str()
+        .expect("the resolution's layer");
+    assert!(
+        u.env.root().join("units/rs-0/layers").join(layer).is_dir(),
+        "{resolution}"
+    );
+    assert_eq!(u.read("rs/0", "fixed").as_deref(), Some("fixed\n"));
 }
 
 #[test]
