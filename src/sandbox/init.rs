@@ -17,7 +17,7 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -263,29 +263,32 @@ fn write_id_maps(pid: i32, ids: &IdMapping) -> Result<(), Failure> {
     write("gid_map", lines(ids.gid_ranges()))
 }
 
-/// As root, each lower layer owned by host ids as a detached mount idmapped with the init's
-/// user namespace: open_tree(2) `OPEN_TREE_CLONE`, then mount_setattr(2) `MOUNT_ATTR_IDMAP`.
-/// The init attaches them as overlay layers. Rootless, none are needed.
+/// As root, the lower layers owned by host ids as detached mounts idmapped with the init's
+/// user namespace, one per [`SandboxSpec::idmap_groups`] (a directory holding several such
+/// layers is cloned once): open_tree(2) `OPEN_TREE_CLONE`, then mount_setattr(2)
+/// `MOUNT_ATTR_IDMAP`. The init attaches them and opens the layers beneath. Rootless, none
+/// are needed.
 fn idmap_lowers(pid: i32, spec: &SandboxSpec) -> Result<Vec<OwnedFd>, Failure> {
-    let mut lowers = spec.idmapped_lowers().peekable();
-    if lowers.peek().is_none() {
+    let groups = spec.idmap_groups();
+    if groups.is_empty() {
         return Ok(Vec::new());
     }
     let namespace = format!("/proc/{pid}/ns/user");
     let userns = rustix::fs::open(&namespace, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
         .step(|| format!("open {namespace}"))?;
-    lowers
-        .map(|lower| {
+    groups
+        .iter()
+        .map(|group| {
             let clone = rustix::mount::open_tree(
                 CWD,
-                &lower.path,
+                &group.mount,
                 OpenTreeFlags::OPEN_TREE_CLONE
                     | OpenTreeFlags::OPEN_TREE_CLOEXEC
                     | OpenTreeFlags::AT_RECURSIVE,
             )
-            .step(|| format!("clone the mount of lower layer {}", lower.path.display()))?;
+            .step(|| format!("clone the mount of lower layer {}", group.mount.display()))?;
             sys::idmap_mount(clone.as_fd(), userns.as_fd(), true)
-                .step(|| format!("idmap lower layer {}", lower.path.display()))?;
+                .step(|| format!("idmap lower layer {}", group.mount.display()))?;
             Ok(clone)
         })
         .collect()
@@ -624,6 +627,8 @@ fn bring_up_loopback() -> io::Result<()> {
 struct Layers {
     /// The lower layers, top first.
     lowers: Vec<LowerSource>,
+    /// The idmapped mounts of [`SandboxSpec::idmap_groups`], each taken when attached.
+    mounts: Vec<Option<OwnedFd>>,
     /// The upper dir (`O_PATH`).
     upper: OwnedFd,
     /// The work dir (`O_PATH`).
@@ -634,8 +639,8 @@ struct Layers {
 enum LowerSource {
     /// A host directory (`O_PATH`).
     Host(OwnedFd),
-    /// A detached mount the helper idmapped with our user namespace.
-    Idmapped(OwnedFd),
+    /// Beneath the idmapped mount `mount` (an index in [`Layers::mounts`]), at `relative`.
+    Idmapped { mount: usize, relative: PathBuf },
 }
 
 /// Opens the overlay's host directories and pairs the idmapped mounts with their layers.
@@ -648,26 +653,43 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
             Mode::empty(),
         )
     };
-    let mut idmapped = idmapped.into_iter();
-    let root_mode = matches!(spec.ids, IdMapping::Range { .. });
+    let groups = spec.idmap_groups();
+    if groups.len() != idmapped.len() {
+        return Err(rustix::io::Errno::BADF).step(|| {
+            format!(
+                "{}: {} idmapped mounts from the helper for {} groups of layers",
+                at(),
+                idmapped.len(),
+                groups.len()
+            )
+        });
+    }
+    let beneath = |index: usize| {
+        groups.iter().enumerate().find_map(|(mount, group)| {
+            group
+                .members
+                .iter()
+                .find(|(member, _)| *member == index)
+                .map(|(_, relative)| LowerSource::Idmapped {
+                    mount,
+                    relative: relative.clone(),
+                })
+        })
+    };
     let lowers = spec
         .lowers
         .iter()
-        .map(|lower| {
-            let layer = || format!("{}: lower layer {}", at(), lower.path.display());
-            if root_mode && lower.idmap {
-                idmapped
-                    .next()
-                    .map(LowerSource::Idmapped)
-                    .ok_or(rustix::io::Errno::BADF)
-                    .step(|| format!("{}: no idmapped mount from the helper", layer()))
-            } else {
-                open_path(&lower.path).map(LowerSource::Host).step(layer)
-            }
+        .enumerate()
+        .map(|(index, lower)| match beneath(index) {
+            Some(source) => Ok(source),
+            None => open_path(&lower.path)
+                .map(LowerSource::Host)
+                .step(|| format!("{}: lower layer {}", at(), lower.path.display())),
         })
         .collect::<Result<_, _>>()?;
     Ok(Layers {
         lowers,
+        mounts: idmapped.into_iter().map(Some).collect(),
         upper: open_path(&spec.upper)
             .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?,
         work: open_path(&spec.work)
@@ -691,26 +713,31 @@ fn create_overlay(
     let staging = Path::new(".hookbox-layers");
     let mut staged = false;
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
-    for (index, (lower, source)) in spec.lowers.iter().zip(layers.lowers).enumerate() {
+    let mut mounts = layers.mounts;
+    for (lower, source) in spec.lowers.iter().zip(layers.lowers) {
         let layer = || format!("{}: lower layer {}", at(), lower.path.display());
         match source {
             LowerSource::Host(dir) => {
                 rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?
             }
-            LowerSource::Idmapped(mount) => {
+            LowerSource::Idmapped { mount, relative } => {
                 if !staged {
                     create_dirs(root_dir, staging)
                         .and_then(|()| mount_tmpfs(&root.join(staging), "mode=0700"))
                         .step(|| format!("{}: mount the staging tmpfs", at()))?;
+                    staged = true;
                 }
-                let target = staging.join(index.to_string());
-                attach(root_dir, mount, &target, true)
-                    .step(|| format!("{}: attach the idmapped mount", layer()))?;
-                staged = true;
+                // Each idmapped mount is attached once, at `.hookbox-layers/<mount>`.
+                let target = staging.join(mount.to_string());
+                if let Some(detached) = mounts.get_mut(mount).and_then(Option::take) {
+                    attach(root_dir, detached, &target, true)
+                        .step(|| format!("{}: attach the idmapped mount", layer()))?;
+                }
+                // The layer beneath it: one path component (or `.`), never a symlink.
                 let dir = rustix::fs::openat(
                     root_dir,
-                    &target,
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    target.join(&relative),
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
                 .step(layer)?;

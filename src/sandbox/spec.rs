@@ -94,6 +94,15 @@ pub struct Lower {
     pub idmap: bool,
 }
 
+/// One idmapped mount of [`SandboxSpec::idmap_groups`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdmapGroup {
+    /// The host directory cloned and idmapped.
+    pub mount: PathBuf,
+    /// The lowers opened beneath it: index in [`SandboxSpec::lowers`], path relative to it.
+    pub members: Vec<(usize, PathBuf)>,
+}
+
 impl Lower {
     /// A layer used as it is on disk (a committed layer, or any rootless layer).
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -320,11 +329,55 @@ impl SandboxSpec {
         }
     }
 
-    /// The lower layers the runner must hand to the helper as idmapped mounts: those marked
-    /// [`Lower::idmap`], when hookbox runs as root. Rootless, none.
+    /// The lower layers that are mounted idmapped: those marked [`Lower::idmap`], when
+    /// hookbox runs as root. Rootless, none.
     pub fn idmapped_lowers(&self) -> impl Iterator<Item = &Lower> {
         let root_mode = matches!(self.ids, IdMapping::Range { .. });
         self.lowers.iter().filter(move |l| root_mode && l.idmap)
+    }
+
+    /// The idmapped mounts the helper makes, in order: one for each directory that is the
+    /// parent of two or more idmapped lowers (cloned and idmapped once, the layers then
+    /// opened beneath it), one for each other idmapped lower itself. Each group names its
+    /// lowers by index in [`SandboxSpec::lowers`] with their path relative to the mount.
+    pub fn idmap_groups(&self) -> Vec<IdmapGroup> {
+        let root_mode = matches!(self.ids, IdMapping::Range { .. });
+        let idmapped: Vec<(usize, &Lower)> = self
+            .lowers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| root_mode && l.idmap)
+            .collect();
+        let parent_and_name = |lower: &Lower| match (lower.path.parent(), lower.path.file_name()) {
+            (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
+                Some((parent.to_owned(), PathBuf::from(name)))
+            }
+            _ => None,
+        };
+        let mut groups: Vec<IdmapGroup> = Vec::new();
+        for &(index, lower) in &idmapped {
+            let shared = parent_and_name(lower).filter(|(parent, _)| {
+                idmapped
+                    .iter()
+                    .filter(|(_, other)| other.path.parent() == Some(parent.as_path()))
+                    .count()
+                    > 1
+            });
+            match shared {
+                Some((parent, name)) => match groups.iter_mut().find(|g| g.mount == parent) {
+                    Some(group) => group.members.push((index, name)),
+                    None => groups.push(IdmapGroup {
+                        mount: parent,
+                        members: vec![(index, name)],
+                    }),
+                },
+                None => groups.push(IdmapGroup {
+                    mount: lower.path.clone(),
+                    members: vec![(index, PathBuf::from("."))],
+                }),
+            }
+        }
+        groups
     }
 
     /// The value of `name` in the spec's environment.
@@ -434,6 +487,55 @@ mod tests {
             spec.charm_path,
             PathBuf::from("/var/lib/juju/agents/unit-app-0/charm")
         );
+    }
+
+    #[test]
+    fn idmapped_lowers_sharing_a_parent_are_one_mount() {
+        let mut spec = SandboxSpec::new(
+            vec![
+                Lower::idmapped("/fifty/l0"),
+                Lower::new("/runtime/l9"),
+                Lower::idmapped("/fifty/l1"),
+                Lower::idmapped("/store/base"),
+                Lower::idmapped("/fifty/l2"),
+            ],
+            "/u".into(),
+            "/w".into(),
+            "/c".into(),
+            vec!["true".into()],
+            vec![],
+        );
+        spec.ids = IdMapping::Range {
+            uid: IdRange {
+                inside: 0,
+                outside: 100_000,
+                count: 65536,
+            },
+            gid: IdRange {
+                inside: 0,
+                outside: 100_000,
+                count: 65536,
+            },
+        };
+        assert_eq!(
+            spec.idmap_groups(),
+            [
+                IdmapGroup {
+                    mount: "/fifty".into(),
+                    members: vec![(0, "l0".into()), (2, "l1".into()), (4, "l2".into())],
+                },
+                IdmapGroup {
+                    mount: "/store/base".into(),
+                    members: vec![(3, ".".into())],
+                },
+            ]
+        );
+        // Rootless, nothing is idmapped.
+        spec.ids = IdMapping::Rootless {
+            uid: 1000,
+            gid: 1000,
+        };
+        assert_eq!(spec.idmap_groups(), []);
     }
 
     #[test]
