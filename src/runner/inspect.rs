@@ -271,13 +271,7 @@ pub fn shell(
         ),
         ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
     ];
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunnerError::io(
-            "start the async runtime for",
-            unit.paths().dir(),
-        ))?;
+    let tokio = super::lifecycle::unit_runtime(&unit)?;
     let interactive = argv.is_empty();
     let stdio_dir = if interactive {
         let ids = sandbox::IdMapping::for_current_user();

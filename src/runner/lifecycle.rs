@@ -50,12 +50,25 @@ pub struct UnitReport {
 }
 
 impl UnitReport {
+    /// Takes in a later report of the same unit: its runs follow ours, its state replaces
+    /// ours, and its error (if any) replaces ours.
+    pub(crate) fn absorb(&mut self, later: UnitReport) {
+        self.runs.extend(later.runs);
+        self.queued = later.queued;
+        self.in_error = later.in_error;
+        self.unit_error = later.unit_error;
+        if later.error.is_some() {
+            self.error = later.error;
+            self.error_status = later.error_status;
+        }
+    }
+
     /// Whether a hook ran or something failed.
     fn did_something(&self) -> bool {
         !self.runs.is_empty() || self.error.is_some()
     }
 
-    fn new(unit: &UnitName) -> Self {
+    pub(crate) fn new(unit: &UnitName) -> Self {
         Self {
             unit: unit.clone(),
             runs: Vec::new(),
@@ -195,8 +208,19 @@ pub(crate) fn account_for_last_commit(
     Ok(())
 }
 
+/// The single-threaded tokio runtime one unit's hook runs (and their tool servers) use.
+pub(crate) fn unit_runtime(unit: &Unit) -> Result<tokio::runtime::Runtime, RunnerError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RunnerError::io(
+            "start the async runtime for",
+            unit.paths().dir(),
+        ))
+}
+
 /// The queue as reports show it: hook names.
-fn queued_names(runtime: &UnitRuntime) -> Vec<String> {
+pub(crate) fn queued_names(runtime: &UnitRuntime) -> Vec<String> {
     runtime.queue.iter().map(|q| q.hook.clone()).collect()
 }
 
@@ -505,14 +529,7 @@ fn has_work(root: &crate::store::StateRoot, unit: &UnitName) -> bool {
 pub(crate) fn merge_reports(reports: &mut Vec<UnitReport>, more: Vec<UnitReport>) {
     for report in more {
         if let Some(existing) = reports.iter_mut().find(|r| r.unit == report.unit) {
-            existing.runs.extend(report.runs);
-            existing.queued = report.queued;
-            existing.in_error = report.in_error;
-            existing.unit_error = report.unit_error;
-            if report.error.is_some() {
-                existing.error = report.error;
-                existing.error_status = report.error_status;
-            }
+            existing.absorb(report);
         } else if report.did_something() {
             // A unit of another application whose relation hooks the command caused.
             reports.push(report);
@@ -891,13 +908,7 @@ pub fn resolve(
         crate::model::ErrorKind::Upgrade { .. } => None,
     };
     let mut report = UnitReport::new(name);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunnerError::io(
-            "start the async runtime for",
-            unit.paths().dir(),
-        ))?;
+    let runtime = unit_runtime(&unit)?;
     if retry {
         history::append(
             &unit.paths().history_file(),
@@ -1013,13 +1024,7 @@ pub fn run_one(
     let state = UnitRuntime::load(runner.root(), name)?;
     let charm = runner.charm(&state.charm, &name.to_string())?;
     HookName::parse(&request.hook, &charm.files.metadata)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunnerError::io(
-            "start the async runtime for",
-            unit.paths().dir(),
-        ))?;
+    let runtime = unit_runtime(&unit)?;
     let run = runtime.block_on(runner.run_hook(&mut unit, request))?;
     drop(unit);
     let also = ran_something(relations::settle(runner, default_parallel(), on_wait)?);

@@ -825,16 +825,7 @@ pub fn settle(
         });
         for report in reports {
             match merged.get_mut(&report.unit) {
-                Some(existing) => {
-                    existing.runs.extend(report.runs);
-                    existing.queued = report.queued;
-                    existing.in_error = report.in_error;
-                    existing.unit_error = report.unit_error;
-                    if report.error.is_some() {
-                        existing.error = report.error;
-                        existing.error_status = report.error_status;
-                    }
-                }
+                Some(existing) => existing.absorb(report),
                 None => {
                     merged.insert(report.unit.clone(), report);
                 }

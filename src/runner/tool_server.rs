@@ -209,19 +209,15 @@ pub fn create_agent_dir(unit_dir: &Path, ids: &IdMapping) -> Result<AgentDir, To
     };
     real_dir(&parent)?;
     real_dir(&dir)?;
-    match std::fs::read_dir(&parent) {
-        Ok(entries) => clear(entries, Some(&dir), &parent)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_private_dir(&parent).map_err(error("create", &parent))?
+    // `run/` keeps only `agent/`, and `agent/` starts empty; each is created if missing.
+    for (path, keep) in [(&parent, Some(dir.as_path())), (&dir, None)] {
+        match std::fs::read_dir(path) {
+            Ok(entries) => clear(entries, keep, path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create_private_dir(path).map_err(error("create", path))?
+            }
+            Err(e) => return Err(error("list", path)(e)),
         }
-        Err(e) => return Err(error("list", &parent)(e)),
-    }
-    match std::fs::read_dir(&dir) {
-        Ok(entries) => clear(entries, None, &dir)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_private_dir(&dir).map_err(error("create", &dir))?
-        }
-        Err(e) => return Err(error("list", &dir)(e)),
     }
     if let IdMapping::Range { .. } = ids {
         use std::os::unix::fs::MetadataExt;

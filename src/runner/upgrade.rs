@@ -54,7 +54,8 @@ use crate::store::squash::OverlayXattrs;
 use super::RunnerError;
 use super::hook_run::{LoadedCharm, Runner, open_unit};
 use super::lifecycle::{
-    CharmSummary, ResolveReport, UnitReport, WaitNotice, for_each_unit, run_queue,
+    CharmSummary, ResolveReport, UnitReport, WaitNotice, for_each_unit, queued_names, run_queue,
+    unit_runtime,
 };
 
 /// The hooks an upgrade queues on a unit that is not in hook error.
@@ -234,22 +235,6 @@ pub struct UpgradeReport {
     pub settings: Option<SettingsReport>,
     /// Per unit.
     pub units: Vec<UnitUpgrade>,
-}
-
-fn new_report(unit: &UnitName) -> UnitReport {
-    UnitReport {
-        unit: unit.clone(),
-        runs: Vec::new(),
-        queued: Vec::new(),
-        error: None,
-        in_error: false,
-        unit_error: None,
-        error_status: None,
-    }
-}
-
-fn queued_names(runtime: &UnitRuntime) -> Vec<String> {
-    runtime.queue.iter().map(|q| q.hook.clone()).collect()
 }
 
 fn summary(charm: &LoadedCharm) -> CharmSummary {
@@ -509,7 +494,7 @@ fn upgrade_unit(
         outcome: UnitOutcome::Failed,
         conflicts: Vec::new(),
         overridden: Vec::new(),
-        report: new_report(name),
+        report: UnitReport::new(name),
     };
     let result = (|| -> Result<(), RunnerError> {
         let (mut unit, _) = open_unit(runner.root(), name, on_wait)?;
@@ -790,14 +775,8 @@ pub fn resolve_conflict(
     let name = unit.name().clone();
     let resolved = unit.error().map(ToString::to_string).unwrap_or_default();
     let app = AppRecord::load(runner.root(), name.app())?;
-    let mut report = new_report(&name);
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(RunnerError::io(
-            "start the async runtime for",
-            unit.paths().dir(),
-        ))?;
+    let mut report = UnitReport::new(&name);
+    let tokio = unit_runtime(unit)?;
     if let Rebased::Clean = rebase(runner, unit, &app.charm)? {
         unit.reach(failpoints::UPGRADE_BEFORE_HOOK)?;
         tokio.block_on(run_queue(runner, unit, &mut report, stream))?;

@@ -48,7 +48,7 @@ pub struct Start {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Proceed {
     /// How many idmapped mounts travel with this frame: one per
-    /// [`SandboxSpec::idmapped_lowers`], in that order.
+    /// [`SandboxSpec::idmap_groups`], in that order.
     pub idmapped_lowers: usize,
 }
 
@@ -109,16 +109,21 @@ pub fn send<T: Serialize>(mut out: impl Write, value: &T) -> io::Result<()> {
 pub fn receive<T: for<'de> Deserialize<'de>>(mut input: impl Read) -> io::Result<T> {
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
+    let mut body = vec![0u8; frame_len(u32::from_le_bytes(len))?];
+    input.read_exact(&mut body)?;
+    decode(&body)
+}
+
+/// A frame's announced body length, refused beyond [`MAX_FRAME`].
+pub fn frame_len(len: u32) -> io::Result<usize> {
+    let len = len as usize;
     if len > MAX_FRAME {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "frame too large",
         ));
     }
-    let mut body = vec![0u8; len];
-    input.read_exact(&mut body)?;
-    decode(&body)
+    Ok(len)
 }
 
 /// Writes one frame with blocking I/O and `fds` attached: the first batch with the frame,
@@ -159,14 +164,7 @@ pub fn receive_with_rights<T: for<'de> Deserialize<'de>>(
     let mut fds = Vec::new();
     let mut len = [0u8; 4];
     read_exact_with_rights(socket, &mut len, &mut fds)?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "frame too large",
-        ));
-    }
-    let mut body = vec![0u8; len];
+    let mut body = vec![0u8; frame_len(u32::from_le_bytes(len))?];
     read_exact_with_rights(socket, &mut body, &mut fds)?;
     let value: T = decode(&body)?;
     let count = expected(&value);

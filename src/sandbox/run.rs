@@ -116,13 +116,10 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
         }
     });
     plan.remove().await;
-    retire_work(spec);
-    report
-}
-
-/// Retires the overlay's `work/` of this run (see [`crate::store::layers::retire_overlay_work`]).
-fn retire_work(spec: &SandboxSpec) {
+    // The overlay's `work/` goes aside for the next run (see
+    // `store::layers::retire_overlay_work`).
     crate::store::layers::retire_overlay_work(&spec.work);
+    report
 }
 
 /// Removes what earlier runs retired from the work dir `work` (the helper does, after
@@ -388,13 +385,7 @@ fn setup_failed(step: String, errno: i32) -> SandboxError {
 }
 
 async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<HelperMessage> {
-    let len = input.read_u32_le().await? as usize;
-    if len > protocol::MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame too large",
-        ));
-    }
+    let len = protocol::frame_len(input.read_u32_le().await?)?;
     let mut body = vec![0u8; len];
     input.read_exact(&mut body).await?;
     protocol::decode(&body)

@@ -329,15 +329,9 @@ impl SandboxSpec {
         }
     }
 
-    /// The lower layers that are mounted idmapped: those marked [`Lower::idmap`], when
-    /// hookbox runs as root. Rootless, none.
-    pub fn idmapped_lowers(&self) -> impl Iterator<Item = &Lower> {
-        let root_mode = matches!(self.ids, IdMapping::Range { .. });
-        self.lowers.iter().filter(move |l| root_mode && l.idmap)
-    }
-
-    /// The idmapped mounts the helper makes, in order: one for each directory that is the
-    /// parent of two or more idmapped lowers (cloned and idmapped once, the layers then
+    /// The idmapped mounts the helper makes, in order. A lower is idmapped when it is marked
+    /// [`Lower::idmap`] and hookbox runs as root (rootless, none is). One mount for each
+    /// directory that is the parent of two or more idmapped lowers (cloned and idmapped once, the layers then
     /// opened beneath it), one for each other idmapped lower itself. Each group names its
     /// lowers by index in [`SandboxSpec::lowers`] with their path relative to the mount.
     pub fn idmap_groups(&self) -> Vec<IdmapGroup> {
