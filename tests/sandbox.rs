@@ -329,8 +329,9 @@ fn namespaces_are_separate() {
         assert_eq!(code, 0, "{identity:?}: {err}");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "unit-7");
-        // The shell is pid 2: pid 1 is the sandbox's init.
-        assert_eq!(lines[1], "2");
+        // The shell is pid 3 of a fresh pid namespace: pid 1 is the sandbox's init, pid 2
+        // was its child that made the network namespace (reaped before the shell started).
+        assert_eq!(lines[1], "3");
         // The init is non-dumpable: its /proc entries are not readable.
         assert_eq!(lines[2], "init-hidden");
         assert_eq!(lines[3], "0", "a host process is visible");

@@ -712,7 +712,7 @@ fn with_scratch(
 /// `unshare(flags | CLONE_NEWUSER)` and map the caller's uid and gid to 0, like a rootless
 /// sandbox does (user_namespaces(7): setgroups must be denied before an unprivileged gid map).
 fn enter_user_namespace(extra: CloneFlags) -> Result<(), DoctorError> {
-    let threads = thread_count();
+    let threads = crate::sys::thread_count().unwrap_or(0);
     if threads != 1 {
         return Err(DoctorError::Unexpected {
             step: "single-threaded probe process".into(),
@@ -745,13 +745,6 @@ fn clone_flag_names(extra: CloneFlags) -> String {
         }
     }
     names.join("|")
-}
-
-/// The number of threads of this process, from /proc/self/status.
-fn thread_count() -> usize {
-    status_field("Threads")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// One field of /proc/self/status.

@@ -4,8 +4,9 @@
 //! 1. [`helper`]: in the runner's namespaces; forks the init in new namespaces as the
 //!    runner's child, writes the init's id maps, puts it in the run's cgroups, sends it the
 //!    idmapped lower layers, removes what earlier runs retired from the work dir and exits.
-//! 2. [`container_init`]: pid 1 of the new pid namespace; builds the root filesystem and
-//!    pivots into it, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
+//! 2. [`container_init`]: pid 1 of the new pid namespace; forks a child that makes the
+//!    network namespace meanwhile ([`NetworkChild`]), builds the root filesystem and pivots
+//!    into it, enters the network namespace, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
 //!    with the command's status (the kernel then kills whatever is left).
 //! 3. [`exec_command`]: drops privileges and execs the command.
 //!
@@ -30,7 +31,7 @@ use rustix::mount::{
 };
 use rustix::thread::{CapabilitySet, CapabilitySets};
 
-use super::protocol::{self, HelperMessage, HookStatus, Proceed, Start};
+use super::protocol::{self, HelperMessage, HookStatus, NetworkReply, Proceed, Start};
 use super::seccomp;
 use super::spec::{HandlerLookup, IdMapping, IdRange, Network, SandboxSpec};
 use crate::sys;
@@ -192,8 +193,8 @@ enum InitFork {
     Child(UnixStream),
 }
 
-/// Forks pid 1 in new user, mount, pid, ipc, uts and (unless host networking) net
-/// namespaces, as the runner's child (CLONE_PARENT): the runner waits for it directly.
+/// Forks pid 1 in new user, mount, pid, ipc and uts namespaces (the net namespace is its
+/// [`NetworkChild`]'s), as the runner's child (CLONE_PARENT): the runner waits for it directly.
 fn fork_init(control: &UnixStream, start: &Start) -> Result<InitFork, Failure> {
     // Die with the runner (prctl(2) PR_SET_PDEATHSIG), and if it already died, now.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
@@ -201,7 +202,7 @@ fn fork_init(control: &UnixStream, start: &Start) -> Result<InitFork, Failure> {
     block_handled_signals().step(|| "block signals".into())?;
     // The init waits on this socket until its id maps are written.
     let (go_ahead, wait_here) = UnixStream::pair().step(|| "create the setup socket".into())?;
-    match sys::fork_as_sibling(namespace_flags(&start.spec).bits() as u64)
+    match sys::fork_as_sibling(namespace_flags().bits() as u64)
         .step(|| "create the namespaces and fork the sandbox init".into())?
     {
         sys::Forked::Child => Ok(InitFork::Child(wait_here)),
@@ -300,6 +301,14 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     if die_with_runner(control).is_err() {
         sys::exit_immediately(ExitCode::SETUP);
     }
+    // The network namespace, made by a child of ours while the helper and we do the rest.
+    let network = match start.spec.network {
+        Network::None => match NetworkChild::spawn() {
+            Ok(child) => Some(child),
+            Err(failure) => report_failure(control, failure),
+        },
+        Network::Host => None,
+    };
     // The helper's go-ahead: our id maps are written, we are in the run's cgroups. Without
     // it the helper failed and has said why.
     let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
@@ -340,7 +349,7 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     if die_with_runner(control).is_err() {
         sys::exit_immediately(ExitCode::SETUP);
     }
-    match build_sandbox(start, idmapped) {
+    match build_sandbox(start, idmapped, network) {
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
     }
@@ -380,17 +389,17 @@ fn become_init(start: &Start) -> Result<(), Failure> {
 }
 
 /// The mounts and identity of the sandbox, as pid 1, before the command is forked.
-fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
+fn build_sandbox(
+    start: &Start,
+    idmapped: Vec<OwnedFd>,
+    network: Option<NetworkChild>,
+) -> Result<(), Failure> {
     let spec = &start.spec;
     let root = Path::new(new_root());
     // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
     // open /proc/1/exe and overwrite the hookbox binary (CVE-2019-5736).
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .step(|| "make the init non-dumpable".into())?;
-    // Loopback up in the new network namespace.
-    if spec.network == Network::None {
-        bring_up_loopback().step(|| "bring up the loopback interface".into())?;
-    }
     // Nothing mounted here propagates to the host (mount_namespaces(7)).
     rustix::mount::mount_change(
         "/",
@@ -444,7 +453,76 @@ fn build_sandbox(start: &Start, idmapped: Vec<OwnedFd>) -> Result<(), Failure> {
     pivot_into(root).step(|| "pivot_root".into())?;
     // The hostname (uts namespace).
     nix::unistd::sethostname(&spec.hostname).step(|| format!("set hostname {}", spec.hostname))?;
+    // The new network namespace, its loopback up.
+    if let Some(network) = network {
+        network.enter()?;
+    }
     Ok(())
+}
+
+/// The child of the init that creates the sandbox's network namespace (`--network none`)
+/// while the init builds the mounts: a fresh network namespace costs about as much as all
+/// the mounts together (every per-namespace subsystem, sysctl tables and the loopback
+/// device are set up in it), and on two or more CPUs the two proceed side by side. The
+/// child has the init's capabilities in the sandbox's user namespace, which owns the new
+/// network namespace as if the init had made it.
+struct NetworkChild {
+    pid: rustix::process::Pid,
+    reply: UnixStream,
+}
+
+impl NetworkChild {
+    /// Forks the child, which unshares the network namespace, brings its loopback up,
+    /// sends it back as a descriptor and exits.
+    fn spawn() -> Result<Self, Failure> {
+        let (reply, child_end) =
+            UnixStream::pair().step(|| "create the network setup socket".into())?;
+        match sys::fork_single_threaded().step(|| "fork the network namespace child".into())? {
+            sys::Forked::Child => {
+                drop(reply);
+                let reply = match Self::make_namespace() {
+                    Ok(netns) => {
+                        protocol::send_with_rights(&child_end, &NetworkReply::Ready, &[netns])
+                    }
+                    Err(failure) => protocol::send(
+                        &child_end,
+                        &NetworkReply::Failed {
+                            step: failure.step,
+                            errno: failure.errno,
+                        },
+                    ),
+                };
+                sys::exit_immediately(if reply.is_ok() { 0 } else { ExitCode::SETUP })
+            }
+            sys::Forked::Parent(pid) => Ok(Self { pid, reply }),
+        }
+    }
+
+    /// In the child: the namespace, its loopback up, as a descriptor.
+    fn make_namespace() -> Result<OwnedFd, Failure> {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET)
+            .step(|| "create the network namespace".into())?;
+        bring_up_loopback().step(|| "bring up the loopback interface".into())?;
+        let path = "/proc/self/ns/net";
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .step(|| format!("open {path}"))
+    }
+
+    /// In the init: waits for the namespace, enters it (setns(2)) and reaps the child.
+    fn enter(self) -> Result<(), Failure> {
+        let received = protocol::receive_with_rights(&self.reply, |reply: &NetworkReply| {
+            usize::from(matches!(reply, NetworkReply::Ready))
+        });
+        let _ = waitpid(NixPid::from_raw(self.pid.as_raw_nonzero().get()), None);
+        match received.step(|| "receive the network namespace".into())? {
+            (NetworkReply::Failed { step, errno }, _) => Err(Failure { step, errno }),
+            (NetworkReply::Ready, mut fds) => {
+                let netns = fds.pop().expect("receive_with_rights checked the count");
+                nix::sched::setns(netns, CloneFlags::CLONE_NEWNET)
+                    .step(|| "enter the network namespace".into())
+            }
+        }
+    }
 }
 
 /// The handler to exec: an executable regular `dispatch` (stat(2) inside the sandbox, so a
@@ -521,17 +599,14 @@ fn prepare_and_exec(
     Err(err).step(|| format!("exec {}", path.to_string_lossy()))
 }
 
-/// The namespaces to create.
-fn namespace_flags(spec: &SandboxSpec) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWUSER
+/// The namespaces the init is forked in; the network namespace follows from
+/// [`NetworkChild`].
+fn namespace_flags() -> CloneFlags {
+    CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
-    if spec.network == Network::None {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    flags
+        | CloneFlags::CLONE_NEWUTS
 }
 
 fn die_with_parent(expected_parent: Option<i32>) -> io::Result<()> {

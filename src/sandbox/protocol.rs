@@ -12,6 +12,8 @@
 //! init is in the run's cgroups, carrying the idmapped lower layers as `SCM_RIGHTS`
 //! descriptors (the first batch with the frame's first byte, further batches of at most
 //! [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one [`RIGHTS_MARKER`] byte).
+//!
+//! init's network child → init, on a socket of their own: [`NetworkReply`].
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -50,6 +52,21 @@ pub struct Proceed {
     /// How many idmapped mounts travel with this frame: one per
     /// [`SandboxSpec::idmap_groups`], in that order.
     pub idmapped_lowers: usize,
+}
+
+/// The init's network child → the init, on a socket of their own: the new network namespace
+/// (one `SCM_RIGHTS` descriptor with [`NetworkReply::Ready`]) or why it could not be made.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NetworkReply {
+    /// The namespace, its loopback up, travels with this frame.
+    Ready,
+    /// A step failed.
+    Failed {
+        /// What was being done.
+        step: String,
+        /// The errno.
+        errno: i32,
+    },
 }
 
 /// The byte that carries a further batch of descriptors after a frame.
