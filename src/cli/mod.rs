@@ -27,7 +27,7 @@ mod verify;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 use hookbox::exit::{ClassifyExit, ExitStatus};
 
 /// Run Juju-style charm hooks in rootless Linux sandboxes.
@@ -61,56 +61,95 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Store a charm (directory, .tar, .tar.gz, .charm) by the digest of its content.
-    Ingest(ingest::IngestArgs),
+    Ingest(Deferred<ingest::IngestArgs>),
     /// Check a charm against the ingest rules without storing it.
-    Verify(verify::VerifyArgs),
+    Verify(Deferred<verify::VerifyArgs>),
     /// Run a command in exactly the sandbox hooks get.
-    SandboxRun(sandbox_run::SandboxRunArgs),
+    SandboxRun(Deferred<sandbox_run::SandboxRunArgs>),
     /// Check whether hook sandboxes can run here, and what to change if not.
-    Doctor(doctor::DoctorArgs),
+    Doctor(Deferred<doctor::DoctorArgs>),
     /// Write an OCI runtime bundle of the sandbox, for crun, runc or youki.
-    ExportBundle(export_bundle::ExportBundleArgs),
+    ExportBundle(Deferred<export_bundle::ExportBundleArgs>),
     /// Deploy a charm as an application and start its units.
-    Deploy(deploy::DeployArgs),
+    Deploy(Deferred<deploy::DeployArgs>),
     /// Add units to an application.
-    AddUnit(add_unit::AddUnitArgs),
+    AddUnit(Deferred<add_unit::AddUnitArgs>),
     /// Stop and remove one unit.
-    RemoveUnit(remove::RemoveUnitArgs),
+    RemoveUnit(Deferred<remove::RemoveUnitArgs>),
     /// Remove an application and all its units.
-    Remove(remove::RemoveArgs),
+    Remove(Deferred<remove::RemoveArgs>),
     /// Show or change an application's settings.
-    Config(config::ConfigArgs),
+    Config(Deferred<config::ConfigArgs>),
     /// Run one hook or action on a unit.
-    Run(run_hook::RunArgs),
+    Run(Deferred<run_hook::RunArgs>),
     /// Relate two applications' endpoints; their units run the relation hooks.
-    Relate(relate::RelateArgs),
+    Relate(Deferred<relate::RelateArgs>),
     /// Remove a relation; its units run relation-departed and relation-broken.
-    Unrelate(relate::UnrelateArgs),
+    Unrelate(Deferred<relate::UnrelateArgs>),
     /// Show applications and units.
-    Status(status::StatusArgs),
+    Status(Deferred<status::StatusArgs>),
     /// Show a unit's hook runs.
-    History(history::HistoryArgs),
+    History(Deferred<history::HistoryArgs>),
     /// Show what a unit's hooks wrote (stdout, stderr, juju-log).
-    Log(log::LogArgs),
+    Log(Deferred<log::LogArgs>),
     /// Show what runtime changed in a unit's charm dir.
-    Diff(diff::DiffArgs),
+    Diff(Deferred<diff::DiffArgs>),
     /// Run a command in a unit's sandbox over its charm dir.
-    Shell(shell::ShellArgs),
+    Shell(Deferred<shell::ShellArgs>),
     /// Resolve a unit in error, or retry its failed hook.
-    Resolved(resolved::ResolvedArgs),
+    Resolved(Deferred<resolved::ResolvedArgs>),
     /// Upgrade an application's charm (three-way merge of runtime changes).
-    Upgrade(upgrade::UpgradeArgs),
+    Upgrade(Deferred<upgrade::UpgradeArgs>),
     /// Show what an upgrade would do (compatibility, settings, conflicts), changing nothing.
-    PreviewUpgrade(preview_upgrade::PreviewUpgradeArgs),
+    PreviewUpgrade(Deferred<preview_upgrade::PreviewUpgradeArgs>),
     /// Internal: one doctor probe, run in a re-executed child.
     #[command(name = "__doctor-probe", hide = true)]
-    DoctorProbe(doctor::ProbeArgs),
+    DoctorProbe(Deferred<doctor::ProbeArgs>),
     /// Inside the sandbox of an interactive `shell`: attach the caller's stdio, run the shell.
     #[command(name = "__attach-stdio", hide = true)]
-    AttachStdio(shell::AttachStdioArgs),
+    AttachStdio(Deferred<shell::AttachStdioArgs>),
 }
 
 /// Parses the command line, runs the command and maps its outcome to an exit code.
+/// A subcommand's arguments, added to clap's command only when that subcommand is parsed or
+/// its help shown (`Command::defer`). Every start builds the command line's description, and
+/// building all 23 subcommands' arguments cost a third of a millisecond and ~90 page faults
+/// of every `hookbox` exec (`perf stat hookbox --version`), which every sandbox start pays.
+#[derive(Debug)]
+pub struct Deferred<T>(pub T);
+
+impl<T: Args> Args for Deferred<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Deferred)
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Deferred)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
@@ -125,30 +164,30 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
-        Command::Ingest(args) => ingest::run(&root_of(&cli.root)?, args),
-        Command::Verify(args) => verify::run(args),
+        Command::Ingest(Deferred(args)) => ingest::run(&root_of(&cli.root)?, args),
+        Command::Verify(Deferred(args)) => verify::run(args),
         // The command's own exit code is passed through unchanged.
-        Command::SandboxRun(args) => std::process::exit(sandbox_run::run(args)?.into()),
-        Command::Doctor(args) => doctor::run(&args, cli.root.as_deref()),
-        Command::ExportBundle(args) => export_bundle::run(args),
-        Command::DoctorProbe(args) => doctor::run_probe(&args),
-        Command::Deploy(args) => deploy::run(&root_of(&cli.root)?, args),
-        Command::AddUnit(args) => add_unit::run(&root_of(&cli.root)?, args),
-        Command::RemoveUnit(args) => remove::run_unit(&root_of(&cli.root)?, args),
-        Command::Remove(args) => remove::run_app(&root_of(&cli.root)?, args),
-        Command::Config(args) => config::run(&root_of(&cli.root)?, args),
-        Command::Run(args) => run_hook::run(&root_of(&cli.root)?, args),
-        Command::Relate(args) => relate::run_relate(&root_of(&cli.root)?, args),
-        Command::Unrelate(args) => relate::run_unrelate(&root_of(&cli.root)?, args),
-        Command::Status(args) => status::run(&root_of(&cli.root)?, args),
-        Command::History(args) => history::run(&root_of(&cli.root)?, args),
-        Command::Log(args) => log::run(&root_of(&cli.root)?, args),
-        Command::Diff(args) => diff::run(&root_of(&cli.root)?, args),
-        Command::Shell(args) => shell::run(&root_of(&cli.root)?, args),
-        Command::Resolved(args) => resolved::run(&root_of(&cli.root)?, args),
-        Command::Upgrade(args) => upgrade::run(&root_of(&cli.root)?, args),
-        Command::PreviewUpgrade(args) => preview_upgrade::run(&root_of(&cli.root)?, args),
-        Command::AttachStdio(args) => shell::run_attached(args),
+        Command::SandboxRun(Deferred(args)) => std::process::exit(sandbox_run::run(args)?.into()),
+        Command::Doctor(Deferred(args)) => doctor::run(&args, cli.root.as_deref()),
+        Command::ExportBundle(Deferred(args)) => export_bundle::run(args),
+        Command::DoctorProbe(Deferred(args)) => doctor::run_probe(&args),
+        Command::Deploy(Deferred(args)) => deploy::run(&root_of(&cli.root)?, args),
+        Command::AddUnit(Deferred(args)) => add_unit::run(&root_of(&cli.root)?, args),
+        Command::RemoveUnit(Deferred(args)) => remove::run_unit(&root_of(&cli.root)?, args),
+        Command::Remove(Deferred(args)) => remove::run_app(&root_of(&cli.root)?, args),
+        Command::Config(Deferred(args)) => config::run(&root_of(&cli.root)?, args),
+        Command::Run(Deferred(args)) => run_hook::run(&root_of(&cli.root)?, args),
+        Command::Relate(Deferred(args)) => relate::run_relate(&root_of(&cli.root)?, args),
+        Command::Unrelate(Deferred(args)) => relate::run_unrelate(&root_of(&cli.root)?, args),
+        Command::Status(Deferred(args)) => status::run(&root_of(&cli.root)?, args),
+        Command::History(Deferred(args)) => history::run(&root_of(&cli.root)?, args),
+        Command::Log(Deferred(args)) => log::run(&root_of(&cli.root)?, args),
+        Command::Diff(Deferred(args)) => diff::run(&root_of(&cli.root)?, args),
+        Command::Shell(Deferred(args)) => shell::run(&root_of(&cli.root)?, args),
+        Command::Resolved(Deferred(args)) => resolved::run(&root_of(&cli.root)?, args),
+        Command::Upgrade(Deferred(args)) => upgrade::run(&root_of(&cli.root)?, args),
+        Command::PreviewUpgrade(Deferred(args)) => preview_upgrade::run(&root_of(&cli.root)?, args),
+        Command::AttachStdio(Deferred(args)) => shell::run_attached(args),
     }
 }
 
@@ -203,4 +242,34 @@ fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<ExitStatus> {
         .or_else(|| class::<hookbox::store::merge::MergeError>(cause))
         .or_else(|| class::<hookbox::runner::upgrade::UpgradeError>(cause))
         .or_else(|| class::<hookbox::runner::inspect::AttachError>(cause))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand's arguments are deferred: building the whole command (which runs each
+    /// deferred definition) still passes clap's own consistency checks.
+    #[test]
+    fn every_deferred_subcommand_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    /// A subcommand's help carries its arguments' own description (the variant's one line
+    /// is the summary in `hookbox --help`).
+    #[test]
+    fn subcommand_help_has_its_long_description() {
+        let mut cli = Cli::command();
+        let ingest = cli.find_subcommand_mut("ingest").unwrap();
+        let help = ingest.render_long_help().to_string();
+        assert!(help.contains("all or nothing"), "{help}");
+        assert!(help.contains("--max-bytes"), "{help}");
+        let top = Cli::command().render_help().to_string();
+        assert!(
+            top.contains("Store a charm (directory, .tar, .tar.gz, .charm)"),
+            "{top}"
+        );
+    }
 }
