@@ -412,12 +412,14 @@ fn build_sandbox(
     let image = capture_image(spec)?;
     let devices = capture_devices()?;
     let binds = capture_binds(spec)?;
+    // As root, the idmapped lower layers, attached on a tmpfs that the new root then covers.
+    let lowers = stage_lowers(spec, root, layers.lowers, layers.mounts)?;
     // The new root: a tmpfs.
     mount_tmpfs(root, "mode=0755")
         .step(|| format!("mount the root tmpfs at {}", root.display()))?;
     let root_dir = open_dir(root).step(|| "open the new root".into())?;
     // The charm overlay, detached until the root is built.
-    let overlay = create_overlay(spec, &root_dir, root, layers)?;
+    let overlay = create_overlay(spec, lowers, layers.upper, layers.work)?;
     // The image: the host's /usr, /bin, /lib*, /etc read-only (or symlinks where the host
     // has symlinks, as with merged /usr).
     attach_image(&root_dir, image)?;
@@ -772,78 +774,85 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
     })
 }
 
+/// The lower layers as directories the overlay can take. overlayfs clones only mounts of
+/// our own mount namespace, so the idmapped mounts from the helper are attached first, each
+/// once, on a staging tmpfs mounted where the new root will be (`root`): the new root's
+/// tmpfs then covers it, and `pivot_root` detaches it with the old root, in the one unmount
+/// that happens anyway (each unmount waits for an RCU grace period, ~0.2 ms here). Each
+/// layer beneath its mount is opened by one path component (or `.`), never a symlink.
+fn stage_lowers(
+    spec: &SandboxSpec,
+    root: &Path,
+    lowers: Vec<LowerSource>,
+    mut mounts: Vec<Option<OwnedFd>>,
+) -> Result<Vec<OwnedFd>, Failure> {
+    let at = || format!("mount overlay at {}", spec.charm_path.display());
+    let mut staging: Option<OwnedFd> = None;
+    spec.lowers
+        .iter()
+        .zip(lowers)
+        .map(|(lower, source)| {
+            let layer = || format!("{}: lower layer {}", at(), lower.path.display());
+            let (mount, relative) = match source {
+                LowerSource::Host(dir) => return Ok(dir),
+                LowerSource::Idmapped { mount, relative } => (mount, relative),
+            };
+            let staging_dir = match &staging {
+                Some(dir) => dir,
+                None => {
+                    mount_tmpfs(root, "mode=0700")
+                        .step(|| format!("{}: mount the staging tmpfs", at()))?;
+                    staging.insert(
+                        open_dir(root).step(|| format!("{}: open the staging tmpfs", at()))?,
+                    )
+                }
+            };
+            let target = PathBuf::from(mount.to_string());
+            if let Some(detached) = mounts.get_mut(mount).and_then(Option::take) {
+                attach(staging_dir, detached, &target, true)
+                    .step(|| format!("{}: attach the idmapped mount", layer()))?;
+            }
+            rustix::fs::openat(
+                staging_dir,
+                target.join(&relative),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .step(layer)
+        })
+        .collect()
+}
+
 /// The overlay: `lowerdir+` once per layer (so 50+ layers never hit the page-size limit of
 /// a `lowerdir=` string), `upperdir`, `workdir`, `userxattr` (overlayfs in a user namespace),
 /// `volatile`; every directory given by descriptor (`FSCONFIG_SET_FD`, Linux 6.13).
-/// overlayfs clones only mounts of our own mount namespace, so the idmapped layers are
-/// attached on a staging tmpfs under the new root (`.hookbox-layers/N`) while the overlay is
-/// created, then the staging tmpfs is detached with all of them in one unmount.
 fn create_overlay(
     spec: &SandboxSpec,
-    root_dir: &OwnedFd,
-    root: &Path,
-    layers: Layers,
+    lowers: Vec<OwnedFd>,
+    upper: OwnedFd,
+    work: OwnedFd,
 ) -> Result<OwnedFd, Failure> {
     let at = || format!("mount overlay at {}", spec.charm_path.display());
-    let staging = Path::new(".hookbox-layers");
-    let mut staged = false;
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
-    let mut mounts = layers.mounts;
-    for (lower, source) in spec.lowers.iter().zip(layers.lowers) {
-        let layer = || format!("{}: lower layer {}", at(), lower.path.display());
-        match source {
-            LowerSource::Host(dir) => {
-                rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?
-            }
-            LowerSource::Idmapped { mount, relative } => {
-                if !staged {
-                    create_dirs(root_dir, staging)
-                        .and_then(|()| mount_tmpfs(&root.join(staging), "mode=0700"))
-                        .step(|| format!("{}: mount the staging tmpfs", at()))?;
-                    staged = true;
-                }
-                // Each idmapped mount is attached once, at `.hookbox-layers/<mount>`.
-                let target = staging.join(mount.to_string());
-                if let Some(detached) = mounts.get_mut(mount).and_then(Option::take) {
-                    attach(root_dir, detached, &target, true)
-                        .step(|| format!("{}: attach the idmapped mount", layer()))?;
-                }
-                // The layer beneath it: one path component (or `.`), never a symlink.
-                let dir = rustix::fs::openat(
-                    root_dir,
-                    target.join(&relative),
-                    OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .step(layer)?;
-                rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd()).step(layer)?;
-            }
-        }
+    for (lower, dir) in spec.lowers.iter().zip(lowers) {
+        rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd())
+            .step(|| format!("{}: lower layer {}", at(), lower.path.display()))?;
     }
-    rustix::mount::fsconfig_set_fd(&fs, "upperdir", layers.upper.as_fd())
+    rustix::mount::fsconfig_set_fd(&fs, "upperdir", upper.as_fd())
         .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?;
-    rustix::mount::fsconfig_set_fd(&fs, "workdir", layers.work.as_fd())
+    rustix::mount::fsconfig_set_fd(&fs, "workdir", work.as_fd())
         .step(|| format!("{}: work dir {}", at(), spec.work.display()))?;
     rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(at)?;
     // No sync of the whole upper filesystem at unmount (it costs ~10 ms on ext4): a failed
     // run's layer is discarded anyway, and the runner syncs a layer when it commits it.
     rustix::mount::fsconfig_set_flag(&fs, "volatile").step(at)?;
     rustix::mount::fsconfig_create(&fs).step(at)?;
-    let overlay = rustix::mount::fsmount(
+    rustix::mount::fsmount(
         &fs,
         FsMountFlags::FSMOUNT_CLOEXEC,
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
-    .step(at)?;
-    // The overlay holds private clones of its layers: the staging tmpfs leaves the new root
-    // with every staged mount on it.
-    if staged {
-        rustix::mount::unmount(root.join(staging), UnmountFlags::DETACH)
-            .step(|| format!("{}: detach {}", at(), staging.display()))?;
-        rustix::fs::unlinkat(root_dir, staging, rustix::fs::AtFlags::REMOVEDIR)
-            .step(|| format!("{}: remove {}", at(), staging.display()))?;
-    }
-    Ok(overlay)
+    .step(at)
 }
 
 /// One entry of the image: a read-only bind of a host directory, or a symlink to recreate.

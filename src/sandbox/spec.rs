@@ -37,8 +37,8 @@ pub struct SandboxSpec {
     /// syncs it (syncfs or fsync) before making it part of the state.
     pub upper: PathBuf,
     /// The overlay's work directory: empty, on the same filesystem as `upper`. `run` renames
-    /// the `work/` overlayfs leaves in it (with its `volatile` marker) to a
-    /// `.hookbox-stale-*` entry beside it, so it may be reused; the next run with the same
+    /// the `work/` overlayfs leaves in it (with its `volatile` marker) into its
+    /// `.hookbox-stale/` directory, so it may be reused; the next run with the same
     /// work dir removes such entries while its sandbox starts.
     pub work: PathBuf,
     /// Where the overlay is mounted inside the sandbox (absolute).

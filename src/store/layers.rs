@@ -391,15 +391,19 @@ impl LayerDirs {
     }
 }
 
-/// The prefix of what [`retire_overlay_work`] leaves in a work dir.
-const STALE_WORK_PREFIX: &str = ".hookbox-stale-";
+/// The directory of the work dir where [`retire_overlay_work`] moves what overlayfs left.
+const STALE_WORK_DIR: &str = ".hookbox-stale";
 
 /// overlayfs creates `work/` in the work dir at every mount and refuses one whose
 /// `work/incompat/volatile/dirty` (left by a `volatile` mount so that a crash is noticed)
 /// exists. Renaming `work/` aside makes the work dir reusable at the cost of one rename;
 /// removing it would free blocks, which on a filesystem mounted with `discard` blocks for a
 /// synchronous discard per directory. overlayfs ignores other entries of the work dir; the
-/// sandbox helper of the next run removes the retired ones ([`retired_overlay_work`]).
+/// sandbox helper of the next run removes the retired ones ([`retired_overlay_work`]) while
+/// that run's overlay is mounted. They go one level down, into `.hookbox-stale/`, so that
+/// removing them locks that directory, never the work dir itself, in which the mount creates
+/// its `work/` meanwhile (a removal holds its parent's lock through each synchronous discard;
+/// beside `work/`, the next mount waited for them).
 /// Their directories (overlayfs creates some with mode 000) are opened up for their owner
 /// first, so that any remover that does not chmod as it goes can delete them. Best effort
 /// here (a warning); [`LayerDirs::create_run`] refuses to start a run over a work dir whose
@@ -417,32 +421,27 @@ pub fn retire_overlay_work(work: &Path) {
             let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
         }
     }
-    let retired = work.join(format!(
-        "{STALE_WORK_PREFIX}{:08x}{:08x}",
-        std::process::id(),
-        random_u32()
-    ));
-    if fs::rename(&inner, &retired).is_err()
-        && let Err(err) = remove_tree(&inner)
-    {
+    let stale = work.join(STALE_WORK_DIR);
+    let _ = fs::create_dir(&stale);
+    let retired = stale.join(format!("{:08x}{:08x}", std::process::id(), random_u32()));
+    // Only into a real directory (rename(2) would follow a symlink there); else removed here.
+    let renamed = fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir())
+        && fs::rename(&inner, &retired).is_ok();
+    if !renamed && let Err(err) = remove_tree(&inner) {
         tracing::warn!(path = %inner.display(), error = %err, "overlay work dir not retired");
     }
 }
 
-/// The entries of the work dir `work` that [`retire_overlay_work`] left there.
+/// What [`retire_overlay_work`] left in the work dir `work`.
 pub fn retired_overlay_work(work: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(work) else {
+    let stale = work.join(STALE_WORK_DIR);
+    if !fs::symlink_metadata(&stale).is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir(stale) else {
         return Vec::new();
     };
-    entries
-        .flatten()
-        .filter(|e| {
-            e.file_name()
-                .as_encoded_bytes()
-                .starts_with(STALE_WORK_PREFIX.as_bytes())
-        })
-        .map(|e| e.path())
-        .collect()
+    entries.flatten().map(|e| e.path()).collect()
 }
 
 /// Whether `dir` is a real directory with no entry, mode [`UPPER_MODE`] and no extended
@@ -542,6 +541,35 @@ mod tests {
         let retired = retired_overlay_work(&run.work);
         assert_eq!(retired.len(), 1, "{retired:?}");
         assert!(exists(&retired[0].join("incompat/volatile/dirty")).unwrap());
+    }
+
+    #[test]
+    fn retired_work_goes_below_the_work_dir_and_never_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        fs::create_dir_all(work.join("work/incompat/volatile")).unwrap();
+        retire_overlay_work(&work);
+        fs::create_dir_all(work.join("work/incompat/volatile")).unwrap();
+        retire_overlay_work(&work);
+        // Both in .hookbox-stale/, nothing else beside the work dir's `work/`.
+        let retired = retired_overlay_work(&work);
+        assert_eq!(retired.len(), 2, "{retired:?}");
+        assert!(
+            retired
+                .iter()
+                .all(|r| r.parent() == Some(&*work.join(STALE_WORK_DIR)))
+        );
+        assert_eq!(list_dir(&work).unwrap(), vec![work.join(STALE_WORK_DIR)]);
+        // A symlink in its place is not followed: `work/` is removed where it is.
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        fs::remove_dir_all(work.join(STALE_WORK_DIR)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, work.join(STALE_WORK_DIR)).unwrap();
+        fs::create_dir_all(work.join("work/incompat/volatile")).unwrap();
+        retire_overlay_work(&work);
+        assert!(!exists(&work.join("work")).unwrap());
+        assert!(list_dir(&elsewhere).unwrap().is_empty());
+        assert!(retired_overlay_work(&work).is_empty());
     }
 
     #[test]
