@@ -309,6 +309,11 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
         },
         Network::Host => None,
     };
+    // The host's directories and mounts the sandbox is built from, meanwhile.
+    let host = match capture_host(&start.spec) {
+        Ok(host) => host,
+        Err(failure) => report_failure(control, failure),
+    };
     // The helper's go-ahead: our id maps are written, we are in the run's cgroups. Without
     // it the helper failed and has said why.
     let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
@@ -349,7 +354,7 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     if die_with_runner(control).is_err() {
         sys::exit_immediately(ExitCode::SETUP);
     }
-    match build_sandbox(start, idmapped, network) {
+    match build_sandbox(start, host, idmapped, network) {
         Ok(()) => {}
         Err(failure) => report_failure(control, failure),
     }
@@ -388,30 +393,57 @@ fn become_init(start: &Start) -> Result<(), Failure> {
     become_root(&start.spec.ids).step(|| "become root of the user namespace".into())
 }
 
-/// The mounts and identity of the sandbox, as pid 1, before the command is forked.
-fn build_sandbox(
-    start: &Start,
-    idmapped: Vec<OwnedFd>,
-    network: Option<NetworkChild>,
-) -> Result<(), Failure> {
-    let spec = &start.spec;
-    let root = Path::new(new_root());
-    // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
-    // open /proc/1/exe and overwrite the hookbox binary (CVE-2019-5736).
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .step(|| "make the init non-dumpable".into())?;
+/// What the init takes from the host before its id maps are written (none of it needs
+/// them, so it overlaps with the helper's work): held open, or cloned as detached mounts,
+/// before the new root covers the host's `/tmp`.
+struct HostMounts {
+    /// The overlay's directories.
+    layers: Layers,
+    /// Read-only copies of the image's host directories.
+    image: Vec<ImageEntry>,
+    /// The device nodes.
+    devices: Vec<(&'static str, OwnedFd)>,
+    /// The extra binds.
+    binds: Vec<OwnedFd>,
+}
+
+fn capture_host(spec: &SandboxSpec) -> Result<HostMounts, Failure> {
     // Nothing mounted here propagates to the host (mount_namespaces(7)).
     rustix::mount::mount_change(
         "/",
         MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
     )
     .step(|| "make the mount tree private".into())?;
-    // The overlay's directories, held open before the new root covers the host's /tmp.
-    let layers = open_layers(spec, idmapped)?;
-    // Detached read-only copies of the image's host directories, devices and extra binds.
-    let image = capture_image(spec)?;
-    let devices = capture_devices()?;
-    let binds = capture_binds(spec)?;
+    Ok(HostMounts {
+        layers: open_layers(spec)?,
+        image: capture_image(spec)?,
+        devices: capture_devices()?,
+        binds: capture_binds(spec)?,
+    })
+}
+
+/// The mounts and identity of the sandbox, as pid 1, before the command is forked.
+fn build_sandbox(
+    start: &Start,
+    host: HostMounts,
+    idmapped: Vec<OwnedFd>,
+    network: Option<NetworkChild>,
+) -> Result<(), Failure> {
+    let spec = &start.spec;
+    let root = Path::new(new_root());
+    let HostMounts {
+        layers,
+        image,
+        devices,
+        binds,
+    } = host;
+    // Non-dumpable: /proc/1 is then unreadable without CAP_SYS_PTRACE, so the command cannot
+    // open /proc/1/exe and overwrite the hookbox binary (CVE-2019-5736). After the last change
+    // of credentials, which resets it (prctl(2), PR_SET_DUMPABLE).
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .step(|| "make the init non-dumpable".into())?;
+    // The idmapped mounts the helper made for the host-owned lower layers.
+    let layers = layers.with_idmapped(spec, idmapped)?;
     // As root, the idmapped lower layers, attached on a tmpfs that the new root then covers.
     let lowers = stage_lowers(spec, root, layers.lowers, layers.mounts)?;
     // The new root: a tmpfs.
@@ -720,8 +752,9 @@ enum LowerSource {
     Idmapped { mount: usize, relative: PathBuf },
 }
 
-/// Opens the overlay's host directories and pairs the idmapped mounts with their layers.
-fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Failure> {
+/// Opens the overlay's host directories; the layers beneath idmapped mounts are found once
+/// the helper's mounts arrive ([`Layers::with_idmapped`]).
+fn open_layers(spec: &SandboxSpec) -> Result<Layers, Failure> {
     let at = || format!("mount overlay at {}", spec.charm_path.display());
     let open_path = |path: &Path| {
         rustix::fs::open(
@@ -731,16 +764,6 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
         )
     };
     let groups = spec.idmap_groups();
-    if groups.len() != idmapped.len() {
-        return Err(rustix::io::Errno::BADF).step(|| {
-            format!(
-                "{}: {} idmapped mounts from the helper for {} groups of layers",
-                at(),
-                idmapped.len(),
-                groups.len()
-            )
-        });
-    }
     let beneath = |index: usize| {
         groups.iter().enumerate().find_map(|(mount, group)| {
             group
@@ -766,12 +789,36 @@ fn open_layers(spec: &SandboxSpec, idmapped: Vec<OwnedFd>) -> Result<Layers, Fai
         .collect::<Result<_, _>>()?;
     Ok(Layers {
         lowers,
-        mounts: idmapped.into_iter().map(Some).collect(),
+        mounts: Vec::new(),
         upper: open_path(&spec.upper)
             .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?,
         work: open_path(&spec.work)
             .step(|| format!("{}: work dir {}", at(), spec.work.display()))?,
     })
+}
+
+impl Layers {
+    /// Pairs the helper's idmapped mounts, one per [`SandboxSpec::idmap_groups`] in order,
+    /// with the layers beneath them.
+    fn with_idmapped(
+        mut self,
+        spec: &SandboxSpec,
+        idmapped: Vec<OwnedFd>,
+    ) -> Result<Self, Failure> {
+        let groups = spec.idmap_groups().len();
+        if groups != idmapped.len() {
+            return Err(rustix::io::Errno::BADF).step(|| {
+                format!(
+                    "mount overlay at {}: {} idmapped mounts from the helper for {groups} groups \
+                     of layers",
+                    spec.charm_path.display(),
+                    idmapped.len(),
+                )
+            });
+        }
+        self.mounts = idmapped.into_iter().map(Some).collect();
+        Ok(self)
+    }
 }
 
 /// The lower layers as directories the overlay can take. overlayfs clones only mounts of
