@@ -107,6 +107,11 @@ pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::V
     serde_json::to_value(&pending).ok()
 }
 
+/// Where a hook run lists its cgroups while it runs (see `sandbox::remove_stale_cgroups`).
+fn cgroup_record(unit_dir: &std::path::Path) -> std::path::PathBuf {
+    unit_dir.join("run-cgroups.json")
+}
+
 /// Opens a unit (waiting for its lock; `on_wait` gets what it waits for), recovers it, and
 /// finishes what a killed runner left: the effects of a committed hook whose history line is
 /// missing are applied (applying is a replacement, so a repeat is harmless) and its line is
@@ -121,7 +126,7 @@ pub fn open_unit(
     if let Some(interrupted) = &recovery.interrupted_hook {
         // Its runner was killed before it removed the run's cgroups (the run id is the
         // context id).
-        sandbox::remove_stale_cgroups(&interrupted.context_id);
+        sandbox::remove_stale_cgroups(&cgroup_record(unit.paths().dir()), &interrupted.context_id);
     }
     if let Some(value) = &recovery.unapplied {
         finish_unapplied(root, &unit, value)?;
@@ -401,6 +406,7 @@ impl Runner {
             stream: request.stream,
             run_id: Some(context_id.clone()),
             warn_fallbacks: app_runtime.run.has_own_limits(),
+            cgroup_record: Some(cgroup_record(unit.paths().dir())),
             ..RunOptions::default()
         };
         steps.done("prepare the sandbox");

@@ -198,8 +198,10 @@ impl LimitPlan {
         }
     }
 
-    /// Removes the run's cgroups (they are empty once the pid namespace is gone).
-    pub async fn remove(self) {
+    /// Removes the run's cgroups (they are empty once the pid namespace is gone); `false`
+    /// when one is left.
+    pub async fn remove(self) -> bool {
+        let mut all = true;
         for (dir, _) in &self.dirs {
             for attempt in 0..50 {
                 match std::fs::remove_dir(dir) {
@@ -207,29 +209,56 @@ impl LimitPlan {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                     Err(e) if attempt == 49 => {
                         tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the run's cgroup");
+                        all = false;
                     }
                     Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
                 }
             }
         }
+        all
+    }
+
+    /// Lists the run's cgroup directories in `record` (atomically), for
+    /// [`remove_stale`] after a killed runner: a v2 cgroup is made under the runner's own
+    /// cgroup, which the process that recovers may not share. Nothing is written when the
+    /// run has no cgroup.
+    pub fn record(&self, record: &Path) -> Result<(), SandboxError> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        let dirs: Vec<&Path> = self.dirs.iter().map(|(dir, _)| dir.as_path()).collect();
+        crate::store::atomic::write_json(record, &dirs).map_err(|e| {
+            SandboxError::host("record the run's cgroups", record)(io::Error::other(e))
+        })
     }
 }
 
-/// Removes the cgroups of the run `run_id` whose runner was killed before it removed them
-/// (the run's processes die with its pid namespace, asynchronously: a cgroup still busy is
-/// retried for up to a second, then left).
-pub fn remove_stale(run_id: &str) {
+/// Removes the cgroups of the run `run_id` whose runner was killed before it removed them:
+/// those listed in `record` ([`LimitPlan::record`]) and, for a runner killed before it wrote
+/// the record, the v1 ones its name alone locates; then the record. The run's processes die
+/// with its pid namespace, asynchronously: a cgroup still busy is retried for up to a
+/// second, then left with its record for the next recovery.
+pub fn remove_stale(record: &Path, run_id: &str) {
+    remove_stale_under(Path::new(V1_ROOT), record, run_id)
+}
+
+fn remove_stale_under(cgroup_root: &Path, record: &Path, run_id: &str) {
     let name = cgroup_name(run_id);
     let mut dirs: Vec<PathBuf> = ["memory", "pids", "cpu"]
         .iter()
-        .map(|controller| {
-            Path::new(V1_ROOT)
-                .join(controller)
-                .join("hookbox")
-                .join(&name)
-        })
+        .map(|controller| cgroup_root.join(controller).join("hookbox").join(&name))
         .collect();
-    dirs.extend(delegated_v2(&[]).map(|base| base.join(format!("hookbox-{name}"))));
+    let listed: Vec<PathBuf> = std::fs::read(record)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    // Only what a run of this name creates, under the cgroup mount.
+    for dir in listed {
+        if is_cgroup_of(&dir, cgroup_root, &name) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    let mut all = true;
     for dir in dirs {
         for attempt in 0..100 {
             match std::fs::remove_dir(&dir) {
@@ -243,11 +272,36 @@ pub fn remove_stale(run_id: &str) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                 Err(e) => {
                     tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the cgroup of a killed run");
+                    all = false;
                     break;
                 }
             }
         }
     }
+    if all {
+        let _ = std::fs::remove_file(record);
+    }
+}
+
+/// Whether `dir` is a cgroup a run named `name` makes: `<root>/.../hookbox-<name>` (v2) or
+/// `<root>/<controller>/hookbox/<name>` (v1), with no `..` on the way.
+fn is_cgroup_of(dir: &Path, root: &Path, name: &str) -> bool {
+    use std::path::Component;
+    let Ok(inside) = dir.strip_prefix(root) else {
+        return false;
+    };
+    if inside
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return false;
+    }
+    let last = dir.file_name().and_then(|n| n.to_str());
+    let parent = dir
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str());
+    last == Some(&format!("hookbox-{name}")) || (last == Some(name) && parent == Some("hookbox"))
 }
 
 /// `run_id` as one directory name.
@@ -326,6 +380,37 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_removes_the_recorded_cgroups_of_the_run_and_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cgroup");
+        // A v2 cgroup under some other process's cgroup, a v1 one, and bystanders.
+        let v2 = root.join("user.slice/session-9.scope/hookbox-wp-0-install-3");
+        let v1 = root.join("pids/hookbox/wp-0-install-3");
+        let other_run = root.join("user.slice/hookbox-wp-0-install-4");
+        let not_a_run = root.join("user.slice/session-9.scope/payload");
+        for dir in [&v2, &v1, &other_run, &not_a_run] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        let record = tmp.path().join("cgroups.json");
+        let listed = vec![
+            v2.clone(),
+            other_run.clone(),
+            not_a_run.clone(),
+            tmp.path().join("elsewhere/hookbox-wp-0-install-3"),
+            root.join("user.slice/../hookbox-wp-0-install-3"),
+        ];
+        std::fs::write(&record, serde_json::to_vec(&listed).unwrap()).unwrap();
+        remove_stale_under(&root, &record, "wp/0-install-3");
+        assert!(!v2.exists() && !v1.exists());
+        assert!(other_run.exists() && not_a_run.exists());
+        assert!(!record.exists());
+        // Without a record, the v1 cgroups are still found by name.
+        std::fs::create_dir_all(&v1).unwrap();
+        remove_stale_under(&root, &record, "wp/0-install-3");
+        assert!(!v1.exists());
+    }
 
     #[test]
     fn a_context_id_names_one_cgroup_directory() {

@@ -35,6 +35,9 @@ pub struct RunOptions {
     /// logs it at debug level (the runner's default limits, which nobody asked for). The
     /// report's `warnings` hold it either way.
     pub warn_fallbacks: bool,
+    /// A file that lists the run's cgroup directories while it runs, for
+    /// [`crate::sandbox::remove_stale_cgroups`] after a killed runner; none when `None`.
+    pub cgroup_record: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -45,6 +48,7 @@ impl Default for RunOptions {
             output_limit: 1 << 20,
             run_id: None,
             warn_fallbacks: true,
+            cgroup_record: None,
         }
     }
 }
@@ -95,6 +99,12 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
     prepare_upper(spec)?;
     let run_id = opts.run_id.clone().unwrap_or_else(fresh_run_id);
     let plan = LimitPlan::prepare(&spec.limits, &run_id)?;
+    if let Some(record) = &opts.cgroup_record
+        && let Err(err) = plan.record(record)
+    {
+        plan.remove().await;
+        return Err(err);
+    }
     for warning in &plan.warnings {
         if opts.warn_fallbacks {
             warn_once(warning);
@@ -115,7 +125,11 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
             warnings: plan.warnings.clone(),
         }
     });
-    plan.remove().await;
+    if plan.remove().await
+        && let Some(record) = &opts.cgroup_record
+    {
+        let _ = std::fs::remove_file(record);
+    }
     // The overlay's `work/` goes aside for the next run (see
     // `store::layers::retire_overlay_work`).
     crate::store::layers::retire_overlay_work(&spec.work);
