@@ -218,24 +218,39 @@ impl LimitPlan {
         all
     }
 
-    /// Lists the run's cgroup directories in `record` (atomically), for
-    /// [`remove_stale`] after a killed runner: a v2 cgroup is made under the runner's own
-    /// cgroup, which the process that recovers may not share. Nothing is written when the
-    /// run has no cgroup.
-    pub fn record(&self, record: &Path) -> Result<(), SandboxError> {
-        if self.dirs.is_empty() {
-            return Ok(());
+    /// Lists the run's v2 cgroup directory in `record`, for [`remove_stale`] after a killed
+    /// runner: it is made under the runner's own cgroup, which the process that recovers may
+    /// not share (v1 cgroups are found by the run's name alone). Replaced atomically but not
+    /// synced: cgroups do not outlive a reboot, and a record lost to a crash of the machine
+    /// names nothing left. Returns whether a record was written.
+    pub fn record(&self, record: &Path) -> Result<bool, SandboxError> {
+        let dirs: Vec<&Path> = self
+            .dirs
+            .iter()
+            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V2)
+            .map(|(dir, _)| dir.as_path())
+            .collect();
+        if dirs.is_empty() {
+            return Ok(false);
         }
-        let dirs: Vec<&Path> = self.dirs.iter().map(|(dir, _)| dir.as_path()).collect();
-        crate::store::atomic::write_json(record, &dirs).map_err(|e| {
-            SandboxError::host("record the run's cgroups", record)(io::Error::other(e))
-        })
+        let failed = SandboxError::host("record the run's cgroups in", record);
+        let dir = record.parent().unwrap_or(Path::new("."));
+        let mut temp = match tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir) {
+            Ok(temp) => temp,
+            Err(e) => return Err(failed(e)),
+        };
+        let bytes = serde_json::to_vec(&dirs).expect("paths serialise");
+        if let Err(e) = std::io::Write::write_all(&mut temp, &bytes) {
+            return Err(failed(e));
+        }
+        temp.persist(record).map_err(|e| failed(e.error))?;
+        Ok(true)
     }
 }
 
 /// Removes the cgroups of the run `run_id` whose runner was killed before it removed them:
-/// those listed in `record` ([`LimitPlan::record`]) and, for a runner killed before it wrote
-/// the record, the v1 ones its name alone locates; then the record. The run's processes die
+/// the v2 one listed in `record` ([`LimitPlan::record`]) and the v1 ones its name alone
+/// locates; then the record. The run's processes die
 /// with its pid namespace, asynchronously: a cgroup still busy is retried for up to a
 /// second, then left with its record for the next recovery.
 pub fn remove_stale(record: &Path, run_id: &str) {
@@ -380,6 +395,30 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_records_its_v2_cgroup_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let record = tmp.path().join("run-cgroups.json");
+        let v1 = LimitPlan {
+            dirs: vec![(
+                PathBuf::from("/sys/fs/cgroup/pids/hookbox/r"),
+                Hierarchy::V1,
+            )],
+            ..LimitPlan::default()
+        };
+        assert!(!v1.record(&record).unwrap());
+        assert!(!record.exists());
+        let v2_dir = PathBuf::from("/sys/fs/cgroup/user.slice/hookbox-r");
+        let v2 = LimitPlan {
+            dirs: vec![(v2_dir.clone(), Hierarchy::V2)],
+            ..LimitPlan::default()
+        };
+        assert!(v2.record(&record).unwrap());
+        let listed: Vec<PathBuf> =
+            serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+        assert_eq!(listed, vec![v2_dir]);
+    }
 
     #[test]
     fn recovery_removes_the_recorded_cgroups_of_the_run_and_nothing_else() {

@@ -35,7 +35,7 @@ pub struct RunOptions {
     /// logs it at debug level (the runner's default limits, which nobody asked for). The
     /// report's `warnings` hold it either way.
     pub warn_fallbacks: bool,
-    /// A file that lists the run's cgroup directories while it runs, for
+    /// A file that lists the run's v2 cgroup while it runs, for
     /// [`crate::sandbox::remove_stale_cgroups`] after a killed runner; none when `None`.
     pub cgroup_record: Option<PathBuf>,
 }
@@ -99,12 +99,14 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
     prepare_upper(spec)?;
     let run_id = opts.run_id.clone().unwrap_or_else(fresh_run_id);
     let plan = LimitPlan::prepare(&spec.limits, &run_id)?;
-    if let Some(record) = &opts.cgroup_record
-        && let Err(err) = plan.record(record)
-    {
-        plan.remove().await;
-        return Err(err);
-    }
+    let recorded = match opts.cgroup_record.as_deref().map(|r| plan.record(r)) {
+        Some(Ok(recorded)) => recorded,
+        None => false,
+        Some(Err(err)) => {
+            plan.remove().await;
+            return Err(err);
+        }
+    };
     for warning in &plan.warnings {
         if opts.warn_fallbacks {
             warn_once(warning);
@@ -126,6 +128,7 @@ pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, San
         }
     });
     if plan.remove().await
+        && recorded
         && let Some(record) = &opts.cgroup_record
     {
         let _ = std::fs::remove_file(record);
