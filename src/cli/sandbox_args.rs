@@ -67,15 +67,16 @@ impl SandboxArgs {
         ids: IdMapping,
         command: Vec<String>,
     ) -> anyhow::Result<SandboxSpec> {
+        let lowers = lowers(&self.lowers, &ids)?;
         let mut spec = SandboxSpec::new(
-            lowers(&self.lowers, &ids)?,
+            ids,
+            lowers,
             absolute(&self.upper)?,
             absolute(work)?,
             self.charm_path,
             command,
             command_env(self.env),
         );
-        spec.ids = ids;
         if let Some(cwd) = self.cwd {
             spec.cwd = cwd;
         }

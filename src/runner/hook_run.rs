@@ -369,6 +369,7 @@ impl Runner {
         lowers.push(Lower::idmapped(&charm.tree));
         let hook_path = charm_path.join(hook.dispatch_path());
         let mut spec = SandboxSpec::new(
+            ids,
             lowers,
             run.upper.clone(),
             run.work.clone(),

@@ -273,8 +273,8 @@ pub fn shell(
     ];
     let tokio = super::lifecycle::unit_runtime(&unit)?;
     let interactive = argv.is_empty();
+    let ids = sandbox::IdMapping::for_current_user();
     let stdio_dir = if interactive {
-        let ids = sandbox::IdMapping::for_current_user();
         Some(super::tool_server::create_agent_dir(
             unit.paths().dir(),
             &ids,
@@ -305,7 +305,7 @@ pub fn shell(
         }
         None => argv,
     };
-    let mut spec = SandboxSpec::new(lowers, upper, work, charm_path, argv, env);
+    let mut spec = SandboxSpec::new(ids, lowers, upper, work, charm_path, argv, env);
     spec.hostname = name.dir_name();
     spec.network = app_runtime.run.network;
     spec.binds = binds;

@@ -301,9 +301,10 @@ pub fn subid_range(text: &str, user: &str) -> Option<IdRange> {
 }
 
 impl SandboxSpec {
-    /// A spec with the defaults a hook gets: no network, the host image, the caller's id
-    /// mapping, `cwd` = `charm_path`, no limits, no extra binds, the env given.
+    /// A spec with the defaults a hook gets: no network, the host image, `cwd` =
+    /// `charm_path`, no limits, no extra binds, the id mapping and env given.
     pub fn new(
+        ids: IdMapping,
         lowers: Vec<Lower>,
         upper: PathBuf,
         work: PathBuf,
@@ -324,7 +325,7 @@ impl SandboxSpec {
             env,
             limits: Limits::default(),
             binds: Vec::new(),
-            ids: IdMapping::for_current_user(),
+            ids,
             handler: None,
         }
     }
@@ -465,6 +466,7 @@ mod tests {
     #[test]
     fn spec_round_trips_through_json() {
         let mut spec = SandboxSpec::new(
+            IdMapping::for_current_user(),
             vec![Lower::idmapped("/l1"), Lower::new("/l2")],
             "/u".into(),
             "/w".into(),
@@ -486,6 +488,7 @@ mod tests {
     #[test]
     fn idmapped_lowers_sharing_a_parent_are_one_mount() {
         let mut spec = SandboxSpec::new(
+            IdMapping::for_current_user(),
             vec![
                 Lower::idmapped("/fifty/l0"),
                 Lower::new("/runtime/l9"),
@@ -535,6 +538,7 @@ mod tests {
     #[test]
     fn relative_paths_are_refused() {
         let spec = SandboxSpec::new(
+            IdMapping::for_current_user(),
             vec![Lower::new("rel")],
             "/u".into(),
             "/w".into(),
