@@ -250,9 +250,9 @@ impl LimitPlan {
 
 /// Removes the cgroups of the run `run_id` whose runner was killed before it removed them:
 /// the v2 one listed in `record` ([`LimitPlan::record`]) and the v1 ones its name alone
-/// locates; then the record. The run's processes die
-/// with its pid namespace, asynchronously: a cgroup still busy is retried for up to a
-/// second, then left with its record for the next recovery.
+/// locates; then the record. The run's processes die with its pid namespace,
+/// asynchronously: a cgroup still busy is retried for up to a second, then left with its
+/// record for the next recovery.
 pub fn remove_stale(record: &Path, run_id: &str) {
     remove_stale_under(Path::new(V1_ROOT), record, run_id)
 }

@@ -6,8 +6,9 @@
 //!    idmapped lower layers, removes what earlier runs retired from the work dir and exits.
 //! 2. [`container_init`]: pid 1 of the new pid namespace; forks a child that makes the
 //!    network namespace meanwhile ([`NetworkChild`]), builds the root filesystem and pivots
-//!    into it, enters the network namespace, forks the command, reaps zombies, forwards SIGTERM/SIGINT and exits
-//!    with the command's status (the kernel then kills whatever is left).
+//!    into it, enters the network namespace, forks the command, reaps zombies, forwards
+//!    SIGTERM/SIGINT and exits with the command's status (the kernel then kills whatever is
+//!    left).
 //! 3. [`exec_command`]: drops privileges and execs the command.
 //!
 //! A failing step is reported to the runner as a [`HelperMessage::SetupFailed`] naming the
@@ -407,6 +408,7 @@ struct HostMounts {
     binds: Vec<OwnedFd>,
 }
 
+/// Makes the mount tree private and takes [`HostMounts`] from it.
 fn capture_host(spec: &SandboxSpec) -> Result<HostMounts, Failure> {
     // Nothing mounted here propagates to the host (mount_namespaces(7)).
     rustix::mount::mount_change(
