@@ -302,19 +302,15 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
     if die_with_runner(control).is_err() {
         sys::exit_immediately(ExitCode::SETUP);
     }
-    // The network namespace, made by a child of ours while the helper and we do the rest.
+    // While the helper prepares us: the network namespace, made by a child of ours, and the
+    // host's directories and mounts the sandbox is built from. A failure here is reported
+    // only after the go-ahead, so that it is the one failure the runner hears of: the helper,
+    // still working on us, would otherwise fail too once we are gone, and say so.
     let network = match start.spec.network {
-        Network::None => match NetworkChild::spawn() {
-            Ok(child) => Some(child),
-            Err(failure) => report_failure(control, failure),
-        },
-        Network::Host => None,
+        Network::None => NetworkChild::spawn().map(Some),
+        Network::Host => Ok(None),
     };
-    // The host's directories and mounts the sandbox is built from, meanwhile.
-    let host = match capture_host(&start.spec) {
-        Ok(host) => host,
-        Err(failure) => report_failure(control, failure),
-    };
+    let host = capture_host(&start.spec);
     // The helper's go-ahead: our id maps are written, we are in the run's cgroups. Without
     // it the helper failed and has said why.
     let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
@@ -333,6 +329,10 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
         ),
     };
     drop(wait_here);
+    let (network, host) = match (network, host) {
+        (Ok(network), Ok(host)) => (network, host),
+        (Err(failure), _) | (_, Err(failure)) => report_failure(control, failure),
+    };
     // Into the run's v1 cgroups, as host uid 0 still: `0` in `tasks` moves the calling
     // thread without the global lock a move by pid takes (cgroup-v1 docs, "tasks").
     for tasks in &start.join_cgroups {
