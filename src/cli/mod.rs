@@ -110,7 +110,6 @@ pub enum Command {
     AttachStdio(Deferred<shell::AttachStdioArgs>),
 }
 
-/// Parses the command line, runs the command and maps its outcome to an exit code.
 /// A subcommand's arguments, added to clap's command only when that subcommand is parsed or
 /// its help shown (`Command::defer`). Every start builds the command line's description, and
 /// building all 23 subcommands' arguments cost a third of a millisecond and ~90 page faults
@@ -150,6 +149,7 @@ impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
     }
 }
 
+/// Parses the command line, runs the command and maps its outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
