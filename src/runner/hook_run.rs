@@ -107,7 +107,7 @@ pub(crate) fn resolution_pending(record: &HistoryRecord) -> Option<serde_json::V
     serde_json::to_value(&pending).ok()
 }
 
-/// Where a hook run lists its cgroups while it runs (see `sandbox::remove_stale_cgroups`).
+/// Where a hook run lists its v2 cgroup while it runs (see `sandbox::remove_stale_cgroups`).
 fn cgroup_record(unit_dir: &std::path::Path) -> std::path::PathBuf {
     unit_dir.join("run-cgroups.json")
 }
