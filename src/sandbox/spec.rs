@@ -349,22 +349,29 @@ impl SandboxSpec {
             }
             _ => None,
         };
+        // How many idmapped lowers each parent directory holds (one pass: fifty layers must
+        // not cost fifty squared path comparisons, in the helper and again in the init).
+        let mut siblings: std::collections::HashMap<&Path, usize> = Default::default();
+        for (_, lower) in &idmapped {
+            if let Some(parent) = lower.path.parent() {
+                *siblings.entry(parent).or_default() += 1;
+            }
+        }
         let mut groups: Vec<IdmapGroup> = Vec::new();
+        let mut group_of: std::collections::HashMap<PathBuf, usize> = Default::default();
         for &(index, lower) in &idmapped {
-            let shared = parent_and_name(lower).filter(|(parent, _)| {
-                idmapped
-                    .iter()
-                    .filter(|(_, other)| other.path.parent() == Some(parent.as_path()))
-                    .count()
-                    > 1
-            });
+            let shared = parent_and_name(lower)
+                .filter(|(parent, _)| siblings.get(parent.as_path()).is_some_and(|n| *n > 1));
             match shared {
-                Some((parent, name)) => match groups.iter_mut().find(|g| g.mount == parent) {
-                    Some(group) => group.members.push((index, name)),
-                    None => groups.push(IdmapGroup {
-                        mount: parent,
-                        members: vec![(index, name)],
-                    }),
+                Some((parent, name)) => match group_of.get(&parent) {
+                    Some(&group) => groups[group].members.push((index, name)),
+                    None => {
+                        group_of.insert(parent.clone(), groups.len());
+                        groups.push(IdmapGroup {
+                            mount: parent,
+                            members: vec![(index, name)],
+                        });
+                    }
                 },
                 None => groups.push(IdmapGroup {
                     mount: lower.path.clone(),
