@@ -83,6 +83,25 @@ impl Units {
         stdout
     }
 
+    /// Runs `hookbox ARGS` with `HOOKBOX_FAILPOINT=point` and checks that the failpoint
+    /// killed it (SIGKILL).
+    pub fn kill_at(&self, args: &[&str], point: &str) {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self
+            .command()
+            .args(args)
+            .env("HOOKBOX_FAILPOINT", point)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(9),
+            "hookbox {args:?}: failpoint {point} was not reached"
+        );
+    }
+
     /// `status --json` of one unit.
     pub fn unit_status(&self, unit: &str) -> Value {
         let text = self.expect(&["status", unit, "--json"], 0);

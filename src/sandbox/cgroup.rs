@@ -233,17 +233,10 @@ impl LimitPlan {
         if dirs.is_empty() {
             return Ok(false);
         }
-        let failed = SandboxError::host("record the run's cgroups in", record);
-        let dir = record.parent().unwrap_or(Path::new("."));
-        let mut temp = match tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir) {
-            Ok(temp) => temp,
-            Err(e) => return Err(failed(e)),
-        };
         let bytes = serde_json::to_vec(&dirs).expect("paths serialise");
-        if let Err(e) = std::io::Write::write_all(&mut temp, &bytes) {
-            return Err(failed(e));
-        }
-        temp.persist(record).map_err(|e| failed(e.error))?;
+        crate::store::atomic::write_file_unsynced(record, &bytes).map_err(|e| {
+            SandboxError::host("record the run's cgroups in", record)(io::Error::other(e))
+        })?;
         Ok(true)
     }
 }

@@ -14,6 +14,16 @@ use super::StoreError;
 
 /// Replaces `path` with `bytes` atomically and durably.
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` atomically, without syncing: for what need not survive a
+/// crash of the machine (a reader still sees the old content or the new, never a mix).
+pub fn write_file_unsynced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    replace(path, bytes, false)
+}
+
+fn replace(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = parent_of(path);
     let mut temp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -21,12 +31,17 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .map_err(StoreError::io("create temp file in", dir))?;
     temp.write_all(bytes)
         .map_err(StoreError::io("write", temp.path()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(StoreError::io("fsync", temp.path()))?;
+    if durable {
+        temp.as_file()
+            .sync_all()
+            .map_err(StoreError::io("fsync", temp.path()))?;
+    }
     temp.persist(path)
         .map_err(|e| StoreError::io("rename temp file to", path)(e.error))?;
-    sync_dir(dir)
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically to `path`.

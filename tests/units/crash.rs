@@ -3,7 +3,6 @@
 //! consistent (idle, or in error for the interrupted hook), its charm dir is exactly the
 //! pre- or the post-hook tree, and no process of the hook survives.
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -139,19 +138,7 @@ fn failpoints(mode: Identity) {
             }
         }
         let (before, _) = counters(&u);
-        let status = u
-            .command()
-            .args(["run", "counter/0", "update-status"])
-            .env("HOOKBOX_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "failpoint {point} was not reached"
-        );
+        u.kill_at(&["run", "counter/0", "update-status"], point);
         std::thread::sleep(Duration::from_millis(50));
         assert_no_process(&marker);
         let was_error = recover(&u);
@@ -201,19 +188,7 @@ fn failpoints(mode: Identity) {
             0,
         );
         let before = stable_tree(&u);
-        let status = u
-            .command()
-            .args(args)
-            .env("HOOKBOX_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "failpoint {point} was not reached"
-        );
+        u.kill_at(args, point);
         assert_no_process(&marker);
         let status = u.unit_status("counter/0");
         assert_eq!(
@@ -231,15 +206,10 @@ fn failpoints(mode: Identity) {
     }
     // A failing hook killed between moving its layer away and recording the error.
     let before = u.tree("counter/0");
-    let status = u
-        .command()
-        .args(["run", "counter/0", "collect-metrics"])
-        .env("HOOKBOX_FAILPOINT", "discard:after-move")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(status.signal(), Some(9));
+    u.kill_at(
+        &["run", "counter/0", "collect-metrics"],
+        "discard:after-move",
+    );
     assert_eq!(
         u.unit_status("counter/0")["error"]["hook"],
         "collect-metrics"
@@ -415,18 +385,9 @@ fn a_committed_queued_hook_never_runs_twice() {
             ("hooks/start", count, 0o755),
         ],
     );
-    let status = u
-        .command()
-        .args(["deploy", charm.to_str().unwrap(), "once"])
-        .env("HOOKBOX_FAILPOINT", "queue:before-pop")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "failpoint queue:before-pop was not reached"
+    u.kill_at(
+        &["deploy", charm.to_str().unwrap(), "once"],
+        "queue:before-pop",
     );
     let unit = u.unit_status("once/0");
     assert_eq!(unit["agent_status"], "idle", "{unit}");
@@ -485,19 +446,7 @@ fn a_killed_resolution_never_reruns_the_resolved_hook(mode: Identity) {
         &["shell", "rs/0", "--", "sh", "-c", "echo fixed > fixed"],
         0,
     );
-    let status = u
-        .command()
-        .args(["resolved", "rs/0"])
-        .env("HOOKBOX_FAILPOINT", "resolve:before-pop")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "failpoint resolve:before-pop was not reached"
-    );
+    u.kill_at(&["resolved", "rs/0"], "resolve:before-pop");
     let unit = u.unit_status("rs/0");
     assert_eq!(unit["agent_status"], "idle", "{unit}");
     // The same deploy again resumes the queue: start, not config-changed.
@@ -593,19 +542,7 @@ fn a_killed_action_leaves_the_unit_idle(mode: Identity) {
         ("discard:after-move", "failing"),
     ] {
         let before = u.tree("counter/0");
-        let status = u
-            .command()
-            .args(["run", "counter/0", action])
-            .env("HOOKBOX_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "{action}: {point} was not reached"
-        );
+        u.kill_at(&["run", "counter/0", action], point);
         check(action, &before, point);
     }
     let before = u.tree("counter/0");

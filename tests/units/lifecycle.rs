@@ -117,20 +117,7 @@ fn a_killed_leader_removal_still_hands_over_leadership(mode: Identity) {
         &["deploy", charm.to_str().unwrap(), "ldr", "--units", "2"],
         0,
     );
-    let status = u
-        .command()
-        .args(["remove-unit", "ldr/0"])
-        .env("HOOKBOX_FAILPOINT", "remove:after-forget")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        status.signal(),
-        Some(9),
-        "failpoint remove:after-forget was not reached"
-    );
+    u.kill_at(&["remove-unit", "ldr/0"], "remove:after-forget");
     let status: Value = serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap();
     assert_eq!(status["applications"]["ldr"]["leader"], "ldr/1", "{status}");
     u.expect(&["run", "ldr/1", "update-status"], 0);
@@ -324,25 +311,9 @@ fn a_killed_deploy_or_removal_never_tears_app_and_units() {
     let charm = write_charm(&u.env, "tw", "", &[("hooks/install", count, 0o755)]);
     let charm = charm.to_str().unwrap();
     let units_dir = u.env.root().join("units");
-    let killed = |args: &[&str], point: &str| {
-        use std::os::unix::process::ExitStatusExt;
-        let status = u
-            .command()
-            .args(args)
-            .env("HOOKBOX_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert_eq!(
-            status.signal(),
-            Some(9),
-            "{args:?}: {point} was not reached"
-        );
-    };
     let status = || -> Value { serde_json::from_str(&u.expect(&["status", "--json"], 0)).unwrap() };
 
-    killed(
+    u.kill_at(
         &["deploy", charm, "tw", "--units", "2"],
         "units:before-app-record",
     );
@@ -355,13 +326,13 @@ fn a_killed_deploy_or_removal_never_tears_app_and_units() {
         assert_eq!(u.read(unit, "ran").as_deref(), Some("install\n"), "{unit}");
     }
 
-    killed(&["add-unit", "tw"], "units:before-app-record");
+    u.kill_at(&["add-unit", "tw"], "units:before-app-record");
     let units = status()["applications"]["tw"]["units"].clone();
     assert_eq!(units.as_object().unwrap().len(), 2, "{units}");
     u.expect(&["add-unit", "tw"], 0);
     assert_eq!(u.read("tw/2", "ran").as_deref(), Some("install\n"));
 
-    killed(&["remove-unit", "tw/0"], "remove:after-forget");
+    u.kill_at(&["remove-unit", "tw/0"], "remove:after-forget");
     let app = status()["applications"]["tw"].clone();
     assert!(app["units"].get("tw/0").is_none(), "{app}");
     assert_eq!(app["leader"], "tw/1", "{app}");
