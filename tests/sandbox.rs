@@ -345,6 +345,26 @@ fn namespaces_are_separate() {
 }
 
 #[test]
+fn mountinfo_does_not_name_where_the_layers_live_on_the_host() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, out, err) = f.sh(&[], "cat /proc/self/mountinfo");
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        let overlay = out
+            .lines()
+            .find(|line| line.contains(" - overlay "))
+            .unwrap_or_else(|| panic!("{identity:?}: no overlay in\n{out}"));
+        // The layers are named from the directory that holds them all.
+        assert!(
+            overlay.contains(",upperdir=/upper,"),
+            "{identity:?}: {overlay}"
+        );
+        let host = f.env.path().to_str().unwrap();
+        assert!(!out.contains(host), "{identity:?}: {host} named in\n{out}");
+    });
+}
+
+#[test]
 fn no_network_with_network_none() {
     for_each_identity(|identity| {
         let f = Fixture::new(identity);

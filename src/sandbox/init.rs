@@ -883,14 +883,19 @@ fn create_overlay(
 ) -> Result<OwnedFd, Failure> {
     let at = || format!("mount overlay at {}", spec.charm_path.display());
     let fs = rustix::mount::fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).step(at)?;
-    for (lower, dir) in spec.lowers.iter().zip(lowers) {
-        rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd())
-            .step(|| format!("{}: lower layer {}", at(), lower.path.display()))?;
-    }
-    rustix::mount::fsconfig_set_fd(&fs, "upperdir", upper.as_fd())
-        .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?;
-    rustix::mount::fsconfig_set_fd(&fs, "workdir", work.as_fd())
-        .step(|| format!("{}: work dir {}", at(), spec.work.display()))?;
+    // overlayfs names each directory by its path from our root at the time it is given, and
+    // shows that name in mountinfo: given from the layers' own root, the names say nothing of
+    // where the state lives on the host ([`SandboxSpec::layers_root`]).
+    within_root(&spec.layers_root(), || {
+        for (lower, dir) in spec.lowers.iter().zip(lowers) {
+            rustix::mount::fsconfig_set_fd(&fs, "lowerdir+", dir.as_fd())
+                .step(|| format!("{}: lower layer {}", at(), lower.path.display()))?;
+        }
+        rustix::mount::fsconfig_set_fd(&fs, "upperdir", upper.as_fd())
+            .step(|| format!("{}: upper dir {}", at(), spec.upper.display()))?;
+        rustix::mount::fsconfig_set_fd(&fs, "workdir", work.as_fd())
+            .step(|| format!("{}: work dir {}", at(), spec.work.display()))
+    })?;
     rustix::mount::fsconfig_set_flag(&fs, "userxattr").step(at)?;
     // No sync of the whole upper filesystem at unmount (it costs ~10 ms on ext4): a failed
     // run's layer is discarded anyway, and the runner syncs a layer when it commits it.
@@ -902,6 +907,22 @@ fn create_overlay(
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
     )
     .step(at)
+}
+
+/// Runs `f` chrooted into `dir`, then returns to the root we had (through a descriptor of
+/// it: `dir` is beneath it). Nothing in `f` resolves a path.
+fn within_root<T>(dir: &Path, f: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    if dir == Path::new("/") {
+        return f();
+    }
+    let at = || format!("enter {} to hand the layers to overlayfs", dir.display());
+    let old_root = open_dir(Path::new("/")).step(at)?;
+    rustix::process::chroot(dir).step(at)?;
+    let result = f();
+    rustix::process::fchdir(&old_root)
+        .and_then(|()| rustix::process::chroot("."))
+        .step(|| format!("return from {} to the root", dir.display()))?;
+    result
 }
 
 /// One entry of the image: a read-only bind of a host directory, or a symlink to recreate.

@@ -3,7 +3,7 @@
 //! [`SandboxSpec`], `sandbox::run` executes it, and `export-bundle` turns the same spec into
 //! an OCI runtime bundle, so both paths give a hook exactly the same world.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -330,6 +330,37 @@ impl SandboxSpec {
         }
     }
 
+    /// The deepest host directory holding the upper and work dirs and every lower layer the
+    /// overlay takes from the host as it is (an idmapped one is staged elsewhere first).
+    /// overlayfs records each directory it is given as a path from the caller's root and
+    /// shows it in /proc/<pid>/mountinfo; the sandbox init hands them over from this root,
+    /// so a hook reads `upperdir=/upper`, not where the state lives on the host.
+    pub fn layers_root(&self) -> PathBuf {
+        let root_mode = matches!(self.ids, IdMapping::Range { .. });
+        let mut dirs = self
+            .lowers
+            .iter()
+            .filter(|l| !(root_mode && l.idmap))
+            .map(|l| l.path.as_path())
+            .chain([self.upper.as_path(), self.work.as_path()]);
+        let first = dirs.next().unwrap_or(Path::new("/"));
+        let mut common: Vec<Component> = first.components().collect();
+        for dir in dirs {
+            let shared = common
+                .iter()
+                .zip(dir.components())
+                .take_while(|(a, b)| *a == b)
+                .count();
+            common.truncate(shared);
+        }
+        let root: PathBuf = common.into_iter().collect();
+        if root.is_absolute() {
+            root
+        } else {
+            PathBuf::from("/")
+        }
+    }
+
     /// The idmapped mounts the helper makes, in order. A lower is idmapped when it is marked
     /// [`Lower::idmap`] and hookbox runs as root (rootless, none is). One mount for each
     /// directory that is the parent of two or more idmapped lowers (cloned and idmapped once, the layers then
@@ -468,6 +499,66 @@ mod tests {
             })
         );
         assert_eq!(subid_range(text, "bob"), None);
+    }
+
+    #[test]
+    fn layers_root_is_the_deepest_common_directory_of_the_host_layers() {
+        let spec = |ids: IdMapping, lowers: Vec<Lower>, upper: &str, work: &str| {
+            SandboxSpec::new(
+                ids,
+                lowers,
+                upper.into(),
+                work.into(),
+                default_charm_path("app", 0),
+                vec!["/bin/true".into()],
+                Vec::new(),
+            )
+        };
+        let rootless = IdMapping::Rootless {
+            uid: 1000,
+            gid: 1000,
+        };
+        let range = IdMapping::Range {
+            uid: IdRange {
+                inside: 0,
+                outside: 100_000,
+                count: 65_536,
+            },
+            gid: IdRange {
+                inside: 0,
+                outside: 100_000,
+                count: 65_536,
+            },
+        };
+        let lowers = || {
+            vec![
+                Lower::new("/state/units/a/layers/1"),
+                Lower::idmapped("/state/store/charm"),
+            ]
+        };
+        let units = spec(
+            rootless.clone(),
+            lowers(),
+            "/state/units/a/upper",
+            "/state/units/a/work",
+        );
+        assert_eq!(units.layers_root(), Path::new("/state"));
+        // As root an idmapped lower is staged, not taken from its host path.
+        let units = spec(
+            range,
+            lowers(),
+            "/state/units/a/upper",
+            "/state/units/a/work",
+        );
+        assert_eq!(units.layers_root(), Path::new("/state/units/a"));
+        // A shared name prefix is not a shared directory.
+        let apart = spec(
+            rootless,
+            vec![Lower::new("/tmp/ab/lower")],
+            "/tmp/abc/upper",
+            "/tmp/abc/work",
+        );
+        assert_eq!(apart.layers_root(), Path::new("/tmp"));
     }
 
     #[test]
