@@ -157,14 +157,13 @@ impl LimitPlan {
         Ok(())
     }
 
-    /// The run's v2 cgroup directories: the helper writes the sandbox's init into each
-    /// `cgroup.procs` before the init goes on (so everything it forks is inside).
-    pub fn v2_dirs(&self) -> Vec<PathBuf> {
+    /// The run's v2 cgroup directory (there is at most one): the helper forks the sandbox's
+    /// init into it (so everything the init forks is inside).
+    pub fn v2_dir(&self) -> Option<PathBuf> {
         self.dirs
             .iter()
-            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V2)
+            .find(|(_, hierarchy)| *hierarchy == Hierarchy::V2)
             .map(|(dir, _)| dir.clone())
-            .collect()
     }
 
     /// The `tasks` files of the run's v1 cgroups: the sandbox's init (single-threaded, still

@@ -1,8 +1,8 @@
 //! The sandbox helper: `hookbox __sandbox-init`, re-executed by [`super::run`], single
 //! threaded. Three stages, each a recipe read top to bottom:
 //!
-//! 1. [`helper`]: in the runner's namespaces; forks the init in new namespaces as the
-//!    runner's child, writes the init's id maps, puts it in the run's cgroups, sends it the
+//! 1. [`helper`]: in the runner's namespaces; forks the init in new namespaces (and in the
+//!    run's v2 cgroup) as the runner's child, writes the init's id maps, sends it the
 //!    idmapped lower layers, removes what earlier runs retired from the work dir and exits.
 //! 2. [`container_init`]: pid 1 of the new pid namespace; forks a child that makes the
 //!    network namespace meanwhile ([`NetworkChild`]), builds the root filesystem and pivots
@@ -172,9 +172,8 @@ fn helper(control: UnixStream, start: &Start) -> ! {
         Ok(InitFork::Parent(init)) => init,
         Err(failure) => report_failure(&control, failure),
     };
-    // From the host side, which holds the privilege the init lacks: its id maps, its
-    // cgroups and, as root, the host-owned lower layers as mounts idmapped with its user
-    // namespace. A failure is reported; the init sees its socket close and exits.
+    // From the host side, which holds the privilege the init lacks: its id maps and, as
+    // root, the host-owned lower layers as mounts idmapped with its user namespace. A failure is reported; the init sees its socket close and exits.
     if let Err(failure) = release_init(start, init) {
         report_failure(&control, failure)
     }
@@ -203,9 +202,29 @@ fn fork_init(control: &UnixStream, start: &Start) -> Result<InitFork, Failure> {
     block_handled_signals().step(|| "block signals".into())?;
     // The init waits on this socket until its id maps are written.
     let (go_ahead, wait_here) = UnixStream::pair().step(|| "create the setup socket".into())?;
-    match sys::fork_as_sibling(namespace_flags().bits() as u64)
-        .step(|| "create the namespaces and fork the sandbox init".into())?
-    {
+    // The run's v2 cgroup, which the init starts in.
+    let cgroup = match &start.cgroup {
+        Some(dir) => Some(
+            rustix::fs::open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .step(|| format!("open the cgroup {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    match sys::fork_as_sibling(
+        namespace_flags().bits() as u64,
+        cgroup.as_ref().map(|dir| dir.as_fd()),
+    )
+    .step(|| match &start.cgroup {
+        Some(dir) => format!(
+            "create the namespaces and fork the sandbox init into the cgroup {}",
+            dir.display()
+        ),
+        None => "create the namespaces and fork the sandbox init".into(),
+    })? {
         sys::Forked::Child => Ok(InitFork::Child(wait_here)),
         sys::Forked::Parent(init) => {
             drop(wait_here);
@@ -231,15 +250,9 @@ fn release_init(
         .step(|| "send the go-ahead to the sandbox init".into())
 }
 
-/// Writes the init's id maps, puts it in the run's v2 cgroups (it joins the v1 ones itself)
-/// and returns the idmapped lowers.
+/// Writes the init's id maps and returns the idmapped lowers.
 fn prepare_init(start: &Start, pid: i32) -> Result<Vec<OwnedFd>, Failure> {
     write_id_maps(pid, &start.spec.ids)?;
-    for dir in &start.cgroups {
-        let procs = dir.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string())
-            .step(|| format!("put the sandbox init in the cgroup {}", dir.display()))?;
-    }
     idmap_lowers(pid, &start.spec)
 }
 
@@ -311,8 +324,8 @@ fn container_init(control: &UnixStream, start: &Start, wait_here: UnixStream) ->
         Network::Host => Ok(None),
     };
     let host = capture_host(&start.spec);
-    // The helper's go-ahead: our id maps are written, we are in the run's cgroups. Without
-    // it the helper failed and has said why.
+    // The helper's go-ahead: our id maps are written. Without it the helper failed and
+    // has said why.
     let idmapped = match protocol::receive_with_rights(&wait_here, |p: &Proceed| p.idmapped_lowers)
     {
         Ok((_, idmapped)) => idmapped,

@@ -8,8 +8,8 @@
 //! [`HelperMessage::Finished`]. The socket is close-on-exec in the command, so a command
 //! that execs cleanly never sees it.
 //!
-//! helper → init, on a socket of their own: [`Proceed`] once the id maps are written and the
-//! init is in the run's cgroups, carrying the idmapped lower layers as `SCM_RIGHTS`
+//! helper → init, on a socket of their own: [`Proceed`] once the id maps are written,
+//! carrying the idmapped lower layers as `SCM_RIGHTS`
 //! descriptors (the first batch with the frame's first byte, further batches of at most
 //! [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one [`RIGHTS_MARKER`] byte).
 //!
@@ -38,8 +38,8 @@ pub struct Start {
     pub rlimit_memory: bool,
     /// Enforce the pids limit with `RLIMIT_NPROC` (no pids cgroup).
     pub rlimit_pids: bool,
-    /// The run's v2 cgroup directories, which the helper writes the init's pid into.
-    pub cgroups: Vec<std::path::PathBuf>,
+    /// The run's v2 cgroup directory, which the helper forks the init into.
+    pub cgroup: Option<std::path::PathBuf>,
     /// The v1 cgroup `tasks` files the init writes `0` to, moving itself into the run's
     /// cgroups before it forks anything (see `LimitPlan::self_join_files`).
     pub join_cgroups: Vec<std::path::PathBuf>,

@@ -190,7 +190,7 @@ async fn supervise(
         runner_pid: std::process::id() as i32,
         rlimit_memory: plan.rlimit_memory,
         rlimit_pids: plan.rlimit_pids,
-        cgroups: plan.v2_dirs(),
+        cgroup: plan.v2_dir(),
         join_cgroups: plan.self_join_files(),
     });
     ours.set_nonblocking(true)
