@@ -86,6 +86,35 @@ impl Fixture {
         cmd
     }
 
+    /// `hookbox sandbox-run` as [`Fixture::run`] builds it, started with its stdout piped.
+    pub fn spawn(&self, flags: &[&str], command: &[&str]) -> std::process::Child {
+        let mut cmd = match self.identity {
+            Identity::Caller => std::process::Command::new(util::binary()),
+            Identity::Nobody => util::as_nobody(self.env.nobody_binary()),
+        };
+        cmd.arg("sandbox-run")
+            .arg("--lower")
+            .arg(&self.lower)
+            .arg("--upper")
+            .arg(&self.upper)
+            .args(flags)
+            .arg("--")
+            .args(command)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+
+    /// The default work dirs (`.hookbox-work-*` beside the upper) that are still there.
+    pub fn work_dirs_left(&self) -> Vec<String> {
+        std::fs::read_dir(self.env.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with(".hookbox-work-"))
+            .collect()
+    }
+
     /// Runs `sh -c SCRIPT` and returns (exit code, stdout, stderr).
     pub fn sh(&self, flags: &[&str], script: &str) -> (i32, String, String) {
         let output = self
@@ -365,6 +394,28 @@ fn mountinfo_does_not_name_where_the_layers_live_on_the_host() {
 }
 
 #[test]
+fn output_is_kept_up_to_its_limit_and_the_rest_counted() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        // 3,000,000 bytes without a newline, then a newline and one more line.
+        let script = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo after";
+        let output = f
+            .run(&["--json"], &["/bin/sh", "-c", script])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{identity:?}: {output:?}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let lines = report["stdout"].as_array().unwrap();
+        // The first MiB, cut where it ends; nothing after it.
+        assert_eq!(lines.len(), 1, "{identity:?}");
+        let text = lines[0]["text"].as_str().unwrap();
+        assert_eq!(text.len(), 1 << 20);
+        assert!(text.bytes().all(|b| b == b'x'));
+        assert_eq!(report["dropped_bytes"], 3_000_007 - (1 << 20));
+    });
+}
+
+#[test]
 fn no_network_with_network_none() {
     for_each_identity(|identity| {
         let f = Fixture::new(identity);
@@ -560,6 +611,71 @@ fn sigterm_is_forwarded_to_the_command() {
     assert_eq!(status.code(), Some(42));
 }
 
+#[test]
+fn sigint_and_sigterm_to_the_runner_reach_the_command() {
+    for_each_identity(|identity| {
+        for (signal, name) in [
+            (nix::sys::signal::Signal::SIGINT, "INT"),
+            (nix::sys::signal::Signal::SIGTERM, "TERM"),
+        ] {
+            let f = Fixture::new(identity);
+            let script = format!(
+                "trap 'echo got-{name}; exit 42' {name}; echo ready; while :; do sleep 0.05; done"
+            );
+            let mut runner = f.spawn(&[], &["/bin/sh", "-c", &script]);
+            let mut stdout = runner.stdout.take().unwrap();
+            let mut ready = [0u8; 6];
+            std::io::Read::read_exact(&mut stdout, &mut ready).unwrap();
+            let pid = nix::unistd::Pid::from_raw(runner.id() as i32);
+            nix::sys::signal::kill(pid, signal).unwrap();
+            let status = runner.wait().unwrap();
+            let mut rest = String::new();
+            std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+            // The command's trap ran, its status is the run's, and the run was cleaned up.
+            assert_eq!(rest, format!("got-{name}\n"), "{identity:?} {name}");
+            assert_eq!(status.code(), Some(42), "{identity:?} {name}");
+            assert_eq!(
+                f.work_dirs_left(),
+                Vec::<String>::new(),
+                "{identity:?} {name}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_work_dir_is_reusable_after_its_runner_was_killed() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let work = f.env.path().join("work");
+        std::fs::create_dir(&work).unwrap();
+        if identity == Identity::Nobody {
+            f.give_to_nobody(&work);
+        }
+        let work_flag = ["--work", work.to_str().unwrap()];
+        let mut runner = f.spawn(&work_flag, &["/bin/sh", "-c", "echo ready; sleep 60"]);
+        let mut ready = [0u8; 6];
+        std::io::Read::read_exact(runner.stdout.as_mut().unwrap(), &mut ready).unwrap();
+        runner.kill().unwrap();
+        runner.wait().unwrap();
+        // The killed run's overlay left `work/` (with overlayfs's volatile marker) behind.
+        assert!(work.join("work").exists(), "{identity:?}");
+        let (code, out, err) = {
+            let output = f
+                .run(&work_flag, &["/bin/sh", "-c", "echo again"])
+                .output()
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        };
+        assert_eq!(code, Some(0), "{identity:?}: {err}");
+        assert_eq!(out, "again\n");
+    });
+}
+
 /// The overlay's work dir (beside the upper, with overlayfs's mode-000 `work/` in it) is
 /// removed when the run ends.
 #[test]
@@ -568,12 +684,6 @@ fn the_work_dir_is_removed_after_the_run() {
         let f = Fixture::new(identity);
         let (code, _, err) = f.sh(&[], "echo x > written && mkdir -p d/e && rm -r d");
         assert_eq!(code, 0, "{identity:?}: {err}");
-        let leftovers: Vec<_> = std::fs::read_dir(f.env.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.starts_with(".hookbox-work-"))
-            .collect();
-        assert!(leftovers.is_empty(), "{identity:?}: {leftovers:?}");
+        assert_eq!(f.work_dirs_left(), Vec::<String>::new(), "{identity:?}");
     });
 }

@@ -198,6 +198,10 @@ enum InitFork {
 fn fork_init(control: &UnixStream, start: &Start) -> Result<InitFork, Failure> {
     // Die with the runner (prctl(2) PR_SET_PDEATHSIG), and if it already died, now.
     die_with_parent(Some(start.runner_pid)).step(|| "set the parent death signal".into())?;
+    // Every signal's default disposition, for the init and the command: a signal the
+    // runner was started with ignored would be discarded before the init's sigwait(2) could
+    // take it, and the command must not inherit it either.
+    sys::reset_signal_dispositions().step(|| "restore the signal dispositions".into())?;
     // Block the signals the helper and the init wait for with sigwait(2).
     block_handled_signals().step(|| "block signals".into())?;
     // The init waits on this socket until its id maps are written.

@@ -2,16 +2,18 @@
 //! ([`init`], the re-executed `hookbox __sandbox-init`), and [`run`], the async entry point
 //! the unit runner calls.
 //!
-//! A run is three processes below the runner: the helper (in the host pid namespace, inside
-//! the new user namespace; it relays signals and the exit), the sandbox's init (pid 1 of the
-//! new pid namespace; it builds the mounts, forks the command, reaps zombies and forwards
+//! A run is three processes below the runner: the helper (in the runner's namespaces; it
+//! forks the init, writes its id maps and exits), the sandbox's init (pid 1 of the new pid
+//! namespace; it builds the mounts, forks the command, reaps zombies and forwards
 //! SIGTERM/SIGINT) and the command itself. When the init exits the kernel kills everything
-//! left in the pid namespace.
+//! left in the pid namespace. SIGINT and SIGTERM to the runner go to the init
+//! ([`interrupt`]).
 
 pub mod bundle;
 mod cgroup;
 pub mod doctor;
 pub mod init;
+mod interrupt;
 mod protocol;
 mod run;
 mod seccomp;

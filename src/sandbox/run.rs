@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::cgroup::LimitPlan;
+use super::interrupt;
 use super::protocol::{self, HelperMessage, HookStatus, Start};
 use super::spec::{IdMapping, SandboxSpec};
 use super::{INIT_ARG, LimitKind, Outcome, SandboxError};
@@ -94,9 +95,15 @@ pub struct RunReport {
 /// Runs `spec` to completion. A command that fails, is killed, times out or hits a limit is
 /// an [`Outcome`]; an `Err` means the sandbox itself could not be set up or supervised.
 pub async fn run(spec: &SandboxSpec, opts: &RunOptions) -> Result<RunReport, SandboxError> {
+    // A SIGINT or SIGTERM forwarded to an earlier run ends the process before another.
+    interrupt::end_if_received();
+    interrupt::watch();
     spec.validate()
         .map_err(|reason| SandboxError::InvalidSpec { reason })?;
     prepare_upper(spec)?;
+    // A run whose runner was killed left the overlay's `work/`, which the next mount
+    // refuses (EINVAL): it goes aside as after any run.
+    crate::store::layers::retire_overlay_work(&spec.work);
     let run_id = opts.run_id.clone().unwrap_or_else(fresh_run_id);
     let plan = LimitPlan::prepare(&spec.limits, &run_id)?;
     let recorded = match opts.cgroup_record.as_deref().map(|r| plan.record(r)) {
@@ -208,6 +215,9 @@ async fn supervise(
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // A process group of its own, which the init inherits: a terminal's Ctrl-C reaches
+        // the sandbox once, forwarded by us, not also straight from the terminal.
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
         helper: opts.helper.clone(),
@@ -264,6 +274,8 @@ async fn supervise(
         });
     };
     let mut init = SandboxInit::adopt(init).map_err(protocol_error("watch the sandbox init"))?;
+    let _forwarding = interrupt::Forwarding::to(init.pidfd.get_ref())
+        .map_err(protocol_error("forward signals to the sandbox init"))?;
 
     let reports = tokio::spawn(async move {
         while let Ok(message) = receive(&mut control).await {
@@ -408,8 +420,8 @@ async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Helper
     protocol::decode(&body)
 }
 
-/// Reads one stream to its end: stamps lines, keeps at most `limit` bytes, and copies the
-/// bytes to our own stream when `live`.
+/// Reads one output stream of the sandbox to its end: copied live to ours when `live`, and
+/// kept as timestamped lines up to `limit` bytes ([`Lines`]).
 async fn capture(
     mut pipe: impl AsyncRead + Unpin,
     stream: Stream,
@@ -417,28 +429,13 @@ async fn capture(
     limit: usize,
     started: Instant,
 ) -> (Vec<OutputLine>, u64) {
-    let mut lines = Vec::new();
-    let mut pending = Vec::new();
-    let mut kept = 0usize;
-    let mut dropped = 0u64;
+    let mut lines = Lines::new(limit, started);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut push = |bytes: &[u8], at: Instant, lines: &mut Vec<OutputLine>| {
-        if kept + bytes.len() > limit {
-            dropped += bytes.len() as u64 + 1;
-            return;
-        }
-        kept += bytes.len() + 1;
-        lines.push(OutputLine {
-            at_ms: at.duration_since(started).as_secs_f64() * 1000.0,
-            text: String::from_utf8_lossy(bytes).into_owned(),
-        });
-    };
     loop {
         let n = match pipe.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let now = Instant::now();
         if live {
             // Small blocking writes to our own stdio; a terminal or pipe takes them at once.
             use std::io::Write;
@@ -450,16 +447,85 @@ async fn capture(
                 Stream::Stderr => std::io::stderr().lock().write_all(&buf[..n]),
             };
         }
-        pending.extend_from_slice(&buf[..n]);
-        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=newline).collect();
-            push(&line[..line.len() - 1], now, &mut lines);
+        lines.feed(&buf[..n], Instant::now());
+    }
+    lines.finish(Instant::now())
+}
+
+/// The first `limit` bytes of a stream (each line's newline counted) as lines stamped with
+/// the time their end arrived; the rest is counted, not kept. The line being read is held
+/// within the same budget, so a stream without newlines costs no more memory than `limit`,
+/// and each byte is looked at once.
+struct Lines {
+    lines: Vec<OutputLine>,
+    /// The start of the current line.
+    pending: Vec<u8>,
+    /// Bytes of `lines`, newlines included.
+    kept: usize,
+    /// Bytes read but not kept.
+    dropped: u64,
+    limit: usize,
+    started: Instant,
+}
+
+impl Lines {
+    fn new(limit: usize, started: Instant) -> Self {
+        Self {
+            lines: Vec::new(),
+            pending: Vec::new(),
+            kept: 0,
+            dropped: 0,
+            limit,
+            started,
         }
     }
-    if !pending.is_empty() {
-        push(&pending, Instant::now(), &mut lines);
+
+    fn feed(&mut self, mut chunk: &[u8], at: Instant) {
+        while !chunk.is_empty() {
+            if self.kept >= self.limit {
+                self.dropped += chunk.len() as u64;
+                return;
+            }
+            let room = self.limit - self.kept - self.pending.len();
+            let newline = chunk.iter().position(|&b| b == b'\n');
+            let (line, ends) = match newline {
+                Some(at) => (&chunk[..at], true),
+                None => (chunk, false),
+            };
+            if line.len() + usize::from(ends) > room {
+                // The budget ends in this line: keep what fits, and nothing after it.
+                let fit = room.min(line.len());
+                self.pending.extend_from_slice(&line[..fit]);
+                self.dropped += (chunk.len() - fit) as u64;
+                self.end_line(at, false);
+                self.kept = self.limit;
+                return;
+            }
+            self.pending.extend_from_slice(line);
+            if !ends {
+                return;
+            }
+            self.end_line(at, true);
+            chunk = &chunk[line.len() + 1..];
+        }
     }
-    (lines, dropped)
+
+    fn end_line(&mut self, at: Instant, newline: bool) {
+        self.kept += self.pending.len() + usize::from(newline);
+        self.lines.push(OutputLine {
+            at_ms: at.duration_since(self.started).as_secs_f64() * 1000.0,
+            text: String::from_utf8_lossy(&self.pending).into_owned(),
+        });
+        self.pending.clear();
+    }
+
+    /// The lines kept (a last line without a newline included) and the bytes dropped.
+    fn finish(mut self, at: Instant) -> (Vec<OutputLine>, u64) {
+        if !self.pending.is_empty() {
+            self.end_line(at, false);
+        }
+        (self.lines, self.dropped)
+    }
 }
 
 /// As root, the upper and work dirs belong to the id range's root so the hook (uid 0 inside)
@@ -491,5 +557,58 @@ fn warn_once(message: &str) {
     if !seen.iter().any(|m| m == message) {
         tracing::warn!("{message}");
         seen.push(message.to_owned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[OutputLine]) -> Vec<&str> {
+        lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    /// Feeds `chunks` to a [`Lines`] of `limit` bytes.
+    fn captured(limit: usize, chunks: &[&[u8]]) -> (Vec<OutputLine>, u64) {
+        let started = Instant::now();
+        let mut lines = Lines::new(limit, started);
+        for chunk in chunks {
+            lines.feed(chunk, Instant::now());
+        }
+        lines.finish(Instant::now())
+    }
+
+    #[test]
+    fn lines_split_across_reads_are_joined() {
+        let (lines, dropped) = captured(100, &[b"ab", b"c\nde", b"\n\nf"]);
+        assert_eq!(texts(&lines), ["abc", "de", "", "f"]);
+        assert_eq!(dropped, 0);
+    }
+
+    #[test]
+    fn the_first_limit_bytes_are_kept_and_the_rest_counted() {
+        // "abc\n" and "de\n" are 7 bytes; of "fghij\n" only "fgh" fits in 10.
+        let (lines, dropped) = captured(10, &[b"abc\nde\nfghij\nk", b"lmn\n"]);
+        assert_eq!(texts(&lines), ["abc", "de", "fgh"]);
+        assert_eq!(dropped, 3 + 1 + 4);
+        // A line that fits but for its newline is kept whole; nothing after it is.
+        let (lines, dropped) = captured(3, &[b"abc\nd\n"]);
+        assert_eq!(texts(&lines), ["abc"]);
+        assert_eq!(dropped, 3);
+        // A shorter line after the budget ran out is not kept either.
+        let (lines, _) = captured(4, &[b"abcdef\n", b"x\n"]);
+        assert_eq!(texts(&lines), ["abcd"]);
+    }
+
+    #[test]
+    fn a_stream_without_newlines_holds_no_more_than_the_limit() {
+        let mut lines = Lines::new(1000, Instant::now());
+        for _ in 0..1000 {
+            lines.feed(&[b'x'; 4096], Instant::now());
+            assert!(lines.pending.len() + lines.kept <= 1000);
+        }
+        let (kept, dropped) = lines.finish(Instant::now());
+        assert_eq!(texts(&kept), ["x".repeat(1000)]);
+        assert_eq!(dropped, 4096 * 1000 - 1000);
     }
 }

@@ -125,6 +125,46 @@ pub fn thread_count() -> Option<usize> {
     (task.st_nlink as usize).checked_sub(2).filter(|n| *n > 0)
 }
 
+/// Whether `signal`'s disposition is to be ignored (as a shell leaves SIGINT for a job it
+/// starts in the background, or `nohup` SIGHUP).
+pub fn signal_ignored(signal: nix::sys::signal::Signal) -> bool {
+    let mut old = std::mem::MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: with a null new action sigaction(2) only reads the current one into `old`, a
+    // zeroed (valid) struct sigaction of the right type.
+    let rc = unsafe { libc::sigaction(signal as libc::c_int, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: zero-initialised, and filled in by the kernel when rc == 0.
+    rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// Every signal's disposition back to the default (what a program expects at its start;
+/// exec(2) keeps a signal that is ignored ignored).
+pub fn reset_signal_dispositions() -> io::Result<()> {
+    use nix::sys::signal::{SigHandler, Signal};
+    for signal in Signal::iterator() {
+        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler of ours, so there is no handler to make safe.
+        unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) }.map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Ends the process as `signal` does by default, whatever handler was installed for it: the
+/// default action restored, the signal unblocked in this thread and raised (`_exit(128 +
+/// signal)` should that not end the process).
+pub fn die_by_signal(signal: nix::sys::signal::Signal) -> ! {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow};
+    // SAFETY: SIG_DFL runs no code of ours when the signal arrives, so there is no handler
+    // whose safety to uphold; the previous handler is never called again.
+    let _ = unsafe { nix::sys::signal::signal(signal, SigHandler::SigDfl) };
+    let mut set = SigSet::empty();
+    set.add(signal);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(signal);
+    exit_immediately(128 + signal as i32)
+}
+
 /// `_exit(2)`: ends the process at once, without running atexit handlers or flushing stdio
 /// buffers that a forked child shares with its parent.
 pub fn exit_immediately(code: i32) -> ! {
