@@ -528,6 +528,132 @@ fn setup_failure_exits_5_naming_the_step() {
                 && err.contains("ENOENT"),
             "{err}"
         );
+        // With --json the failure is also a JSON object on stdout.
+        let output = f
+            .run_layers(&[missing.as_path()], &["--json"], &["/bin/true"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(5), "{output:?}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["exit_code"], 5);
+        let error = report["error"].as_str().unwrap();
+        assert!(
+            error.contains("lower layer") && error.contains("ENOENT"),
+            "{error}"
+        );
+    });
+}
+
+#[test]
+fn the_charm_path_is_where_the_overlay_appears_and_must_be_its_own() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let (code, out, err) = f.sh(
+            &["--charm-path", "/opt/charm"],
+            "pwd; cat metadata.yaml; ls /var/lib/juju 2>&1 | grep -c 'No such'",
+        );
+        assert_eq!(code, 0, "{identity:?}: {err}");
+        assert_eq!(out, "/opt/charm\nname: test\n1\n");
+        // Not the root, not over the image or the sandbox's own /proc and /dev: refused as
+        // usage (exit 2) naming the path, before anything runs.
+        for (path, says) in [
+            ("/", "would cover the whole sandbox"),
+            ("/usr/charm", "inside the sandbox's /usr"),
+            ("/proc", "inside the sandbox's /proc"),
+        ] {
+            let output = f
+                .run(&["--charm-path", path], &["/bin/true"])
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{identity:?} {path}: {err}");
+            assert!(err.contains(says), "{identity:?} {path}: {err}");
+        }
+    });
+}
+
+#[test]
+fn orphans_are_reaped() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        // Five background children whose parent exits at once: the sandbox's init inherits
+        // them and must reap them when they exit.
+        let script = "sh -c 'for i in 1 2 3 4 5; do sleep 0.1 & done'; sleep 0.6; \
+                      cat /proc/[0-9]*/stat | cut -d' ' -f3 | grep -c Z";
+        let (_, out, err) = f.sh(&[], script);
+        assert_eq!(out, "0\n", "{identity:?}: zombies left: {err}");
+    });
+}
+
+#[test]
+fn the_cpu_limit_is_a_cgroup_quota_or_a_warning() {
+    for_each_identity(|identity| {
+        let f = Fixture::new(identity);
+        let runner = f.spawn(&["--cpu", "0.25", "--json"], &["/bin/sh", "-c", "sleep 1"]);
+        // As root, the run's cpu cgroup (v1 here) carries the quota while it runs.
+        let as_root = identity == Identity::Caller && util::is_root();
+        if as_root {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let quota = loop {
+                let dirs: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/cpu/hookbox")
+                    .map(|d| d.flatten().map(|e| e.path()).collect())
+                    .unwrap_or_default();
+                let quota = dirs.iter().find_map(|dir| {
+                    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+                    let pid = runner.id().to_string();
+                    let ours = procs.lines().any(|p| {
+                        std::fs::read_to_string(format!("/proc/{p}/status"))
+                            .is_ok_and(|s| s.lines().any(|l| l == format!("PPid:\t{pid}")))
+                    });
+                    ours.then(|| std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok())?
+                });
+                if let Some(quota) = quota {
+                    break quota;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no cpu cgroup of the run appeared"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert_eq!(quota.trim(), "25000");
+        }
+        let output = runner.wait_with_output().unwrap();
+        assert!(output.status.success(), "{identity:?}: {output:?}");
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let warnings = report["warnings"].as_array().unwrap();
+        if as_root {
+            assert!(warnings.is_empty(), "{warnings:?}");
+        } else {
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.as_str().unwrap().contains("cpu limit is not enforced")),
+                "{identity:?}: {warnings:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_fallback_warning_is_said_once_in_plain_text() {
+    for_each_identity(|identity| {
+        if identity == Identity::Caller && util::is_root() {
+            return; // as root here every limit has a cgroup: nothing to warn about
+        }
+        let f = Fixture::new(identity);
+        for verbose in [false, true] {
+            let flags: &[&str] = if verbose {
+                &["--cpu", "0.5", "-v"]
+            } else {
+                &["--cpu", "0.5"]
+            };
+            let output = f.run(flags, &["/bin/true"]).output().unwrap();
+            assert!(output.status.success(), "{output:?}");
+            let err = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(err.matches("cpu limit is not enforced").count(), 1, "{err}");
+            assert!(!err.contains('\x1b'), "escape codes in {err:?}");
+        }
     });
 }
 

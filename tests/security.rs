@@ -97,7 +97,10 @@ fn cannot_see_or_signal_host_processes() {
         // By number, and by signalling everything the sandbox can see.
         let err = attempt_fails(&f, &[], &format!("kill -9 {pid} && echo ESCAPED"));
         assert!(!err.is_empty());
-        let (_, _, _) = f.sh(&[], "kill -9 -1; sleep 0.2");
+        // Everything it can see, its init (pid 1) included: the runner lives on and reports
+        // the command's own exit.
+        let (code, out, err) = f.sh(&[], "kill -9 -1; kill -9 1; sleep 0.2; echo alive");
+        assert_eq!((code, out.as_str()), (0, "alive\n"), "{identity:?}: {err}");
         assert!(
             victim.try_wait().unwrap().is_none(),
             "{identity:?}: a host process was killed from inside"

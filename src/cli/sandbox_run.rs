@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use hookbox::exit::{ClassifyExit, error_chain};
 use hookbox::sandbox::{self, BindMount, IdMapping, Image, RunOptions};
 
 use super::parse::absolute;
@@ -83,6 +84,8 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     };
     let options = RunOptions {
         stream: !args.json,
+        // With --verbose the warnings are printed with the outcome, once.
+        warn_fallbacks: !args.verbose,
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -93,7 +96,20 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     if let Some(dir) = temporary_work {
         remove_work_dir(dir);
     }
-    let report = report?;
+    let report = match report {
+        Ok(report) => report,
+        Err(error) => {
+            // A script reading --json gets the failure as JSON too (and the usual error line
+            // on stderr, and the exit code).
+            if args.json {
+                super::output::print_json(&serde_json::json!({
+                    "error": error_chain(&error),
+                    "exit_code": error.exit_status().code(),
+                }))?;
+            }
+            return Err(error.into());
+        }
+    };
     if args.json {
         super::output::print_json(&report)?;
     }

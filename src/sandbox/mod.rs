@@ -108,7 +108,11 @@ impl SandboxError {
 
 impl ClassifyExit for SandboxError {
     fn exit_status(&self) -> ExitStatus {
-        ExitStatus::Sandbox
+        match self {
+            // What was asked (flags, paths) cannot be run: a usage error, not a broken sandbox.
+            SandboxError::InvalidSpec { .. } => ExitStatus::Usage,
+            _ => ExitStatus::Sandbox,
+        }
     }
 }
 

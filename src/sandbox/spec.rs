@@ -442,6 +442,23 @@ impl SandboxSpec {
         absolute("upper dir", &self.upper)?;
         absolute("work dir", &self.work)?;
         absolute("charm path", &self.charm_path)?;
+        // The overlay needs a directory of its own on the sandbox's root tmpfs: not the root,
+        // not in or over the image or the sandbox's own /proc and /dev.
+        let taken = self
+            .image
+            .host_directories()
+            .iter()
+            .chain(&["/proc", "/dev"])
+            .find(|dir| self.charm_path.starts_with(dir));
+        if self.charm_path.parent().is_none() {
+            return Err("charm path / would cover the whole sandbox".to_owned());
+        }
+        if let Some(dir) = taken {
+            return Err(format!(
+                "charm path {} is inside the sandbox's {dir}, which the sandbox mounts itself",
+                self.charm_path.display()
+            ));
+        }
         absolute("working directory", &self.cwd)?;
         if let Some(handler) = &self.handler {
             absolute("dispatch path", &handler.dispatch)?;
