@@ -44,6 +44,11 @@ pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Stream every hook's output live on stderr, each line after its unit and hook
+    /// (`hello/0 install| ...`); for sandbox-run, print the outcome, timing and warnings
+    /// after the run.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -153,6 +158,7 @@ impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
+    units::set_live_output(cli.verbose);
     match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
@@ -167,7 +173,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Ingest(Deferred(args)) => ingest::run(&root_of(&cli.root)?, args),
         Command::Verify(Deferred(args)) => verify::run(args),
         // The command's own exit code is passed through unchanged.
-        Command::SandboxRun(Deferred(args)) => std::process::exit(sandbox_run::run(args)?.into()),
+        Command::SandboxRun(Deferred(args)) => {
+            std::process::exit(sandbox_run::run(args, cli.verbose)?.into())
+        }
         Command::Doctor(Deferred(args)) => doctor::run(&args, cli.root.as_deref()),
         Command::ExportBundle(Deferred(args)) => export_bundle::run(args),
         Command::DoctorProbe(Deferred(args)) => doctor::run_probe(&args),

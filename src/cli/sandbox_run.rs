@@ -37,9 +37,6 @@ pub struct SandboxRunArgs {
     /// Bind a host path read-write into the sandbox (repeatable).
     #[arg(long, value_name = "HOST:SANDBOX", value_parser = parse_bind)]
     pub bind: Vec<(PathBuf, PathBuf)>,
-    /// Print the outcome, timing and warnings on stderr after the run.
-    #[arg(long, short)]
-    pub verbose: bool,
     /// Print the run report (outcome, timestamped output lines) as JSON instead of passing
     /// the output through.
     #[arg(long)]
@@ -56,8 +53,9 @@ pub enum ImageArg {
     Host,
 }
 
-/// Runs the command; the process exit code is the command's.
-pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
+/// Runs the command; the process exit code is the command's. `verbose` (the global
+/// `--verbose`) prints the outcome, timing and warnings after the run.
+pub fn run(args: SandboxRunArgs, verbose: bool) -> anyhow::Result<u8> {
     let temporary_work = match &args.work {
         Some(_) => None,
         None => Some(work_dir_beside(&args.sandbox.upper)?),
@@ -85,7 +83,7 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     let options = RunOptions {
         stream: !args.json,
         // With --verbose the warnings are printed with the outcome, once.
-        warn_fallbacks: !args.verbose,
+        warn_fallbacks: !verbose,
         ..RunOptions::default()
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -113,7 +111,7 @@ pub fn run(args: SandboxRunArgs) -> anyhow::Result<u8> {
     if args.json {
         super::output::print_json(&report)?;
     }
-    if args.verbose {
+    if verbose {
         eprintln!("hookbox: {} ({:.1} ms)", report.reason, report.duration_ms);
         for warning in &report.warnings {
             eprintln!("hookbox: warning: {warning}");

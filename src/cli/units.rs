@@ -7,9 +7,18 @@ use hookbox::runner::lifecycle::UnitReport;
 use hookbox::runner::{HookReport, Runner};
 use hookbox::store::StateRoot;
 
-/// The runner over `root`.
+/// The global `--verbose`: hooks' output streams live (set once, by `main`).
+static LIVE_OUTPUT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the global `--verbose` for [`runner`].
+pub fn set_live_output(live: bool) {
+    LIVE_OUTPUT.store(live, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The runner over `root` (streaming hooks' output live under `--verbose`).
 pub fn runner(root: &StateRoot) -> anyhow::Result<Runner> {
-    Ok(Runner::new(root)?)
+    let live = LIVE_OUTPUT.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Runner::new(root)?.with_live_output(live))
 }
 
 /// Prints what a command waits for (another hookbox process holding a unit or app lock).

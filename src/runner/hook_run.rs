@@ -209,6 +209,7 @@ pub struct Runner {
     charms: Mutex<HashMap<CharmDigest, Arc<LoadedCharm>>>,
     binary: PathBuf,
     model_uuid: String,
+    live_output: bool,
 }
 
 impl Runner {
@@ -223,7 +224,16 @@ impl Runner {
             charms: Mutex::new(HashMap::new()),
             binary,
             model_uuid: model_uuid(root)?,
+            live_output: false,
         })
+    }
+
+    /// Every hook's output also goes to our stderr as it arrives, each line after its unit
+    /// and hook (`hello/0 install| `); a hook run that streams its output anyway (`hookbox
+    /// run`) is unchanged.
+    pub fn with_live_output(mut self, live: bool) -> Self {
+        self.live_output = live;
+        self
     }
 
     /// The state root.
@@ -403,8 +413,10 @@ impl Runner {
                 writable: false,
             },
         ];
+        let prefixed = self.live_output && !request.stream;
         let options = RunOptions {
-            stream: request.stream,
+            stream: request.stream || prefixed,
+            live_prefix: prefixed.then(|| format!("{name} {hook}| ")),
             run_id: Some(context_id.clone()),
             warn_fallbacks: app_runtime.run.has_own_limits(),
             cgroup_record: Some(cgroup_record(unit.paths().dir())),

@@ -28,6 +28,10 @@ pub struct RunOptions {
     pub helper: PathBuf,
     /// Copy the command's stdout and stderr to ours as they arrive.
     pub stream: bool,
+    /// With `stream`, each line of either stream goes to our stderr after this prefix
+    /// (`hello/0 install| `), so that runs side by side stay readable, instead of the raw
+    /// bytes to the same stream.
+    pub live_prefix: Option<String>,
     /// Bytes of each stream kept in the report; the rest is counted and dropped.
     pub output_limit: usize,
     /// Names the run's cgroups; a fresh id when `None`.
@@ -46,6 +50,7 @@ impl Default for RunOptions {
         Self {
             helper: PathBuf::from("/proc/self/exe"),
             stream: false,
+            live_prefix: None,
             output_limit: 1 << 20,
             run_id: None,
             warn_fallbacks: true,
@@ -231,14 +236,14 @@ async fn supervise(
     let stdout = tokio::spawn(capture(
         child.stdout.take().expect("stdout is piped"),
         Stream::Stdout,
-        opts.stream,
+        Live::new(opts),
         opts.output_limit,
         started,
     ));
     let stderr = tokio::spawn(capture(
         child.stderr.take().expect("stderr is piped"),
         Stream::Stderr,
-        opts.stream,
+        Live::new(opts),
         opts.output_limit,
         started,
     ));
@@ -425,7 +430,7 @@ async fn receive(input: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Helper
 async fn capture(
     mut pipe: impl AsyncRead + Unpin,
     stream: Stream,
-    live: bool,
+    mut live: Live,
     limit: usize,
     started: Instant,
 ) -> (Vec<OutputLine>, u64) {
@@ -436,20 +441,80 @@ async fn capture(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if live {
-            // Small blocking writes to our own stdio; a terminal or pipe takes them at once.
-            use std::io::Write;
-            let _ = match stream {
-                Stream::Stdout => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&buf[..n]).and_then(|()| out.flush())
-                }
-                Stream::Stderr => std::io::stderr().lock().write_all(&buf[..n]),
-            };
-        }
+        live.write(stream, &buf[..n]);
         lines.feed(&buf[..n], Instant::now());
     }
+    live.finish();
     lines.finish(Instant::now())
+}
+
+/// Where a stream's bytes go as they arrive. Small blocking writes to our own stdio; a
+/// terminal or pipe takes them at once.
+enum Live {
+    Off,
+    /// To the same stream of ours, as they are.
+    Raw,
+    /// To our stderr, line by line, each after the prefix; a line is cut every
+    /// [`Live::MAX_LINE`] bytes so that one without a newline is not held back.
+    Prefixed {
+        prefix: String,
+        pending: Vec<u8>,
+    },
+}
+
+impl Live {
+    const MAX_LINE: usize = 4096;
+
+    fn new(opts: &RunOptions) -> Self {
+        match (&opts.live_prefix, opts.stream) {
+            (_, false) => Live::Off,
+            (None, true) => Live::Raw,
+            (Some(prefix), true) => Live::Prefixed {
+                prefix: prefix.clone(),
+                pending: Vec::new(),
+            },
+        }
+    }
+
+    fn write(&mut self, stream: Stream, bytes: &[u8]) {
+        use std::io::Write;
+        match self {
+            Live::Off => {}
+            Live::Raw => {
+                let _ = match stream {
+                    Stream::Stdout => {
+                        let mut out = std::io::stdout().lock();
+                        out.write_all(bytes).and_then(|()| out.flush())
+                    }
+                    Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+                };
+            }
+            Live::Prefixed { prefix, pending } => {
+                let mut out = std::io::stderr().lock();
+                for &byte in bytes {
+                    if byte != b'\n' {
+                        pending.push(byte);
+                    }
+                    if byte == b'\n' || pending.len() >= Self::MAX_LINE {
+                        let _ = out
+                            .write_all(prefix.as_bytes())
+                            .and_then(|()| out.write_all(pending))
+                            .and_then(|()| out.write_all(b"\n"));
+                        pending.clear();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes out a last line without a newline.
+    fn finish(&mut self) {
+        if let Live::Prefixed { pending, .. } = self
+            && !pending.is_empty()
+        {
+            self.write(Stream::Stderr, b"\n");
+        }
+    }
 }
 
 /// The first `limit` bytes of a stream (each line's newline counted) as lines stamped with

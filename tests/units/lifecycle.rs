@@ -441,3 +441,45 @@ fn hook_runs_have_default_limits_as_caller() {
 fn hook_runs_have_default_limits_as_nobody() {
     hook_runs_have_default_limits(Identity::Nobody);
 }
+
+/// `--verbose` streams every hook's output live on stderr, each line after its unit and
+/// hook; without it nothing of the hooks' output reaches the terminal.
+fn verbose_streams_hook_output_by_unit_and_hook(mode: Identity) {
+    let Some(u) = Units::new(mode) else { return };
+    let charm = write_charm(
+        &u.env,
+        "talk",
+        "",
+        &[(
+            "hooks/install",
+            "#!/bin/sh\necho \"out of $JUJU_UNIT_NAME\"\necho to-stderr >&2\nprintf tail\n",
+            0o755,
+        )],
+    );
+    let charm = charm.to_str().unwrap();
+    let (code, out, err) = u.run(&["deploy", charm, "talk", "--units", "2", "-v"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    for unit in ["talk/0", "talk/1"] {
+        for line in [format!("out of {unit}"), "to-stderr".into(), "tail".into()] {
+            let expected = format!("{unit} install| {line}\n");
+            assert!(err.contains(&expected), "{expected:?} not in:\n{err}");
+        }
+    }
+    assert!(!out.contains("install|"), "{out}");
+    let (code, out, err) = u.run(&["add-unit", "talk"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        !err.contains("to-stderr") && !out.contains("to-stderr"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn verbose_streams_hook_output_by_unit_and_hook_as_caller() {
+    verbose_streams_hook_output_by_unit_and_hook(Identity::Caller);
+}
+
+#[test]
+fn verbose_streams_hook_output_by_unit_and_hook_as_nobody() {
+    verbose_streams_hook_output_by_unit_and_hook(Identity::Nobody);
+}
