@@ -212,6 +212,32 @@ fn bundle_config_mirrors_the_sandbox() {
     assert!(options.contains(&"userxattr"));
     let seccomp = &config["linux"]["seccomp"];
     assert_eq!(seccomp["defaultAction"], "SCMP_ACT_ALLOW");
+    // The sandbox's deny list, each refused with an errno.
+    let denied: Vec<&str> = seccomp["syscalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["action"] == "SCMP_ACT_ERRNO")
+        .flat_map(|rule| rule["names"].as_array().unwrap())
+        .map(|name| name.as_str().unwrap())
+        .collect();
+    for name in [
+        "kexec_load",
+        "init_module",
+        "bpf",
+        "perf_event_open",
+        "userfaultfd",
+        "open_by_handle_at",
+        "keyctl",
+        "ptrace",
+        "reboot",
+        "swapon",
+        "mount",
+        "setns",
+        "io_uring_setup",
+    ] {
+        assert!(denied.contains(&name), "{name} not denied in {seccomp}");
+    }
     let usr = config["mounts"]
         .as_array()
         .unwrap()

@@ -173,7 +173,8 @@ fn helper(control: UnixStream, start: &Start) -> ! {
         Err(failure) => report_failure(&control, failure),
     };
     // From the host side, which holds the privilege the init lacks: its id maps and, as
-    // root, the host-owned lower layers as mounts idmapped with its user namespace. A failure is reported; the init sees its socket close and exits.
+    // root, the host-owned lower layers as mounts idmapped with its user namespace. A
+    // failure is reported; the init sees its socket close and exits.
     if let Err(failure) = release_init(start, init) {
         report_failure(&control, failure)
     }

@@ -9,9 +9,9 @@
 //! that execs cleanly never sees it.
 //!
 //! helper → init, on a socket of their own: [`Proceed`] once the id maps are written,
-//! carrying the idmapped lower layers as `SCM_RIGHTS`
-//! descriptors (the first batch with the frame's first byte, further batches of at most
-//! [`sys::MAX_RIGHTS_PER_MESSAGE`] each on one [`RIGHTS_MARKER`] byte).
+//! carrying the idmapped lower layers as `SCM_RIGHTS` descriptors (the first batch with the
+//! frame's first byte, further batches of at most [`sys::MAX_RIGHTS_PER_MESSAGE`] each on
+//! one [`RIGHTS_MARKER`] byte).
 //!
 //! init's network child → init, on a socket of their own: [`NetworkReply`].
 

@@ -535,18 +535,12 @@ mod tests {
             uid: 1000,
             gid: 1000,
         };
-        let range = IdMapping::Range {
-            uid: IdRange {
-                inside: 0,
-                outside: 100_000,
-                count: 65_536,
-            },
-            gid: IdRange {
-                inside: 0,
-                outside: 100_000,
-                count: 65_536,
-            },
+        let ids = IdRange {
+            inside: 0,
+            outside: 100_000,
+            count: 65_536,
         };
+        let range = IdMapping::Range { uid: ids, gid: ids };
         let lowers = || {
             vec![
                 Lower::new("/state/units/a/layers/1"),
