@@ -159,13 +159,17 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
     units::set_live_output(cli.verbose);
-    match run(cli) {
+    let code = match run(cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(err) => {
             eprintln!("error: {}", render_chain(&err));
             ExitCode::from(exit_status_of(&err).code())
         }
-    }
+    };
+    // A SIGINT or SIGTERM that was forwarded to running hooks ends hookbox as that signal
+    // would have, once the results are out: a shell loop around hookbox then stops too.
+    hookbox::sandbox::end_if_interrupted();
+    code
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitStatus> {

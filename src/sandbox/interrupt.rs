@@ -77,7 +77,8 @@ async fn forward(
     }
 }
 
-/// Ends the process by the signal received since the last run started, if any.
+/// Ends the process by the SIGINT or SIGTERM it received while a run was going (and
+/// forwarded to it), if any.
 pub fn end_if_received() {
     if let Ok(signal) = Signal::try_from(RECEIVED.load(Ordering::SeqCst)) {
         sys::die_by_signal(signal);

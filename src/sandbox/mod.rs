@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::exit::{ClassifyExit, ExitStatus};
 
 pub use cgroup::remove_stale as remove_stale_cgroups;
+pub use interrupt::end_if_received as end_if_interrupted;
 pub use run::{OutputLine, RunOptions, RunReport, Stream, run};
 pub use spec::{
     BindMount, HandlerLookup, IdMapping, IdRange, Image, Limits, Lower, Network, SandboxSpec,

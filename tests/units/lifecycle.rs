@@ -483,3 +483,85 @@ fn verbose_streams_hook_output_by_unit_and_hook_as_caller() {
 fn verbose_streams_hook_output_by_unit_and_hook_as_nobody() {
     verbose_streams_hook_output_by_unit_and_hook(Identity::Nobody);
 }
+
+/// Ctrl-C (SIGINT) to a deploy reaches the running hooks, which fail as killed by it; the
+/// units are left in error, from which `resolved --retry` goes on, and hookbox itself then
+/// ends by SIGINT (so a shell loop around it stops too).
+fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(mode: Identity) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let Some(u) = Units::new(mode) else { return };
+    let charm = write_charm(
+        &u.env,
+        "slow",
+        "",
+        &[(
+            "hooks/install",
+            // `wait` is interruptible; dash defers a SIGINT that arrives while it starts a
+            // foreground command until that command ends.
+            "#!/bin/sh\nsleep 30 &\necho started\nwait\necho finished\n",
+            0o755,
+        )],
+    );
+    let mut deploy = u
+        .command()
+        .args([
+            "deploy",
+            charm.to_str().unwrap(),
+            "slow",
+            "--units",
+            "2",
+            "-v",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both installs are running once both said so.
+    let mut stderr = deploy.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while seen.matches("install| started").count() < 2 {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "deploy ended early:\n{seen}"
+        );
+        seen.push(byte[0] as char);
+    }
+    let pid = nix::unistd::Pid::from_raw(deploy.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = deploy.wait().unwrap();
+    let mut out = String::new();
+    deploy
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}\n{out}");
+    assert!(
+        !out.contains("finished") && !seen.contains("finished"),
+        "{out}"
+    );
+    for unit in ["slow/0", "slow/1"] {
+        assert!(
+            out.contains(&format!("{unit} install: FAILED: killed by signal SIGINT")),
+            "{out}"
+        );
+        assert_eq!(u.unit_status(unit)["agent_status"], "error", "{unit}");
+    }
+    let (code, out, err) = u.run(&["resolved", "slow/0"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(u.unit_status("slow/0")["agent_status"], "idle");
+}
+
+#[test]
+fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal_as_caller() {
+    an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(Identity::Caller);
+}
+
+#[test]
+fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal_as_nobody() {
+    an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(Identity::Nobody);
+}
