@@ -1375,15 +1375,24 @@ fn probe_cgroup_v2_delegation() -> ProbeOutcome {
     if missing.is_empty() {
         ProbeOutcome::pass(detail)
     } else {
-        ProbeOutcome::fail(
-            format!("{detail}, not {}", missing.join(", ")),
-            Some(format!(
+        let is_root_cgroup = !dir.join("cgroup.events").exists();
+        let fix = if is_root_cgroup {
+            format!(
                 "enable them for the subtree: `echo '+memory +pids +cpu' > {}` (needs them in \
                  cgroup.controllers first); until then limits use cgroup v1 as root, else \
                  rlimits",
                 dir.join("cgroup.subtree_control").display()
-            )),
-        )
+            )
+        } else {
+            // cgroup v2's no-internal-process rule: a non-root cgroup with processes in it
+            // (this one holds hookbox) cannot enable controllers for its children.
+            "hookbox makes its run cgroups under its own cgroup, which holds hookbox itself \
+             and so cannot enable controllers for children unless it is a root cgroup (run \
+             hookbox in a container with its own cgroup namespace, or as root with cgroup v1 \
+             controllers); until then limits use cgroup v1 as root, else rlimits"
+                .to_owned()
+        };
+        ProbeOutcome::fail(format!("{detail}, not {}", missing.join(", ")), Some(fix))
     }
 }
 
