@@ -517,8 +517,8 @@ impl Live {
     }
 }
 
-/// The first `limit` bytes of a stream (each line's newline counted) as lines stamped with
-/// the time their end arrived; the rest is counted, not kept. The line being read is held
+/// The first `limit` bytes of a stream (each line's newline counted), in at most `limit / 8`
+/// lines, as lines stamped with the time their end arrived; the rest is counted, not kept. The line being read is held
 /// within the same budget, so a stream without newlines costs no more memory than `limit`,
 /// and each byte is looked at once.
 struct Lines {
@@ -534,6 +534,9 @@ struct Lines {
 }
 
 impl Lines {
+    /// The budget's bytes per line kept: an average line of hook output is longer.
+    const BYTES_PER_LINE: usize = 8;
+
     fn new(limit: usize, started: Instant) -> Self {
         Self {
             lines: Vec::new(),
@@ -582,6 +585,12 @@ impl Lines {
             text: String::from_utf8_lossy(&self.pending).into_owned(),
         });
         self.pending.clear();
+        // Each line also costs its bookkeeping (~56 bytes): at most one line per
+        // [`Lines::BYTES_PER_LINE`] bytes of the budget, so that a flood of empty lines
+        // holds no more than a few times the limit.
+        if self.lines.len() >= (self.limit / Self::BYTES_PER_LINE).max(1) {
+            self.kept = self.kept.max(self.limit);
+        }
     }
 
     /// The lines kept (a last line without a newline included) and the bytes dropped.
@@ -652,17 +661,29 @@ mod tests {
 
     #[test]
     fn the_first_limit_bytes_are_kept_and_the_rest_counted() {
-        // "abc\n" and "de\n" are 7 bytes; of "fghij\n" only "fgh" fits in 10.
-        let (lines, dropped) = captured(10, &[b"abc\nde\nfghij\nk", b"lmn\n"]);
-        assert_eq!(texts(&lines), ["abc", "de", "fgh"]);
-        assert_eq!(dropped, 3 + 1 + 4);
+        // "abc\n" and "de\n" are 7 bytes; of the 100-byte line only 73 fit in 80.
+        let long = [b'f'; 100];
+        let (lines, dropped) = captured(80, &[b"abc\nde\n", &long, b"\nk", b"lmn\n"]);
+        assert_eq!(texts(&lines), ["abc", "de", &"f".repeat(73)]);
+        assert_eq!(dropped, 27 + 2 + 4);
         // A line that fits but for its newline is kept whole; nothing after it is.
-        let (lines, dropped) = captured(3, &[b"abc\nd\n"]);
-        assert_eq!(texts(&lines), ["abc"]);
+        let (lines, dropped) = captured(8, &[b"abcdefgh\nd\n"]);
+        assert_eq!(texts(&lines), ["abcdefgh"]);
         assert_eq!(dropped, 3);
         // A shorter line after the budget ran out is not kept either.
-        let (lines, _) = captured(4, &[b"abcdef\n", b"x\n"]);
-        assert_eq!(texts(&lines), ["abcd"]);
+        let (lines, _) = captured(16, &[b"abcdefghijklmnopq\n", b"x\n"]);
+        assert_eq!(texts(&lines), ["abcdefghijklmnop"]);
+    }
+
+    #[test]
+    fn lines_are_at_most_one_per_eight_bytes_of_the_limit() {
+        let (lines, dropped) = captured(16, &[b"a\nb\nc\n"]);
+        assert_eq!(texts(&lines), ["a", "b"]);
+        assert_eq!(dropped, 2);
+        // A million empty lines against 1 MiB: 131,072 kept.
+        let (lines, dropped) = captured(1 << 20, &[&[b'\n'; 1_000_000]]);
+        assert_eq!(lines.len(), 131_072);
+        assert_eq!(dropped, 1_000_000 - 131_072);
     }
 
     #[test]
