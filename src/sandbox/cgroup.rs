@@ -59,13 +59,22 @@ impl LimitPlan {
             return Ok(plan);
         }
         let mut missing = wanted.clone();
-        if let Some(base) = delegated_v2(&wanted) {
-            let dir = base.join(format!("hookbox-{run_id}"));
-            if std::fs::create_dir(&dir).is_ok() {
-                plan.dirs.push((dir.clone(), Hierarchy::V2));
-                plan.write_v2(&dir, limits)?;
-                missing.clear();
-            }
+        let v2_dir = delegated_v2(&wanted)
+            .map(|base| base.join(format!("hookbox-{run_id}")))
+            .or_else(|| {
+                let is_root = rustix::process::geteuid().is_root();
+                let mount = v2_mount()?;
+                is_root
+                    .then(|| v2_parent_of_runs(&mount, &wanted))
+                    .flatten()
+                    .map(|parent| parent.join(run_id))
+            });
+        if let Some(dir) = v2_dir
+            && std::fs::create_dir(&dir).is_ok()
+        {
+            plan.dirs.push((dir.clone(), Hierarchy::V2));
+            plan.write_v2(&dir, limits)?;
+            missing.clear();
         }
         for controller in missing.clone() {
             let Some(dir) = v1_dir(controller, run_id) else {
@@ -348,19 +357,63 @@ fn counter(path: &Path, name: &str) -> bool {
     })
 }
 
-/// Our own v2 cgroup when it is writable and has every wanted controller enabled for its
-/// children (systemd `Delegate=yes`, or root on a pure v2 host).
-fn delegated_v2(wanted: &[&str]) -> Option<PathBuf> {
-    let mount = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+/// The cgroup v2 mount: `/sys/fs/cgroup` (unified) or `/sys/fs/cgroup/unified` (hybrid).
+fn v2_mount() -> Option<PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
         .into_iter()
-        .map(Path::new)
-        .find(|m| m.join("cgroup.subtree_control").exists())?;
+        .map(PathBuf::from)
+        .find(|m| m.join("cgroup.subtree_control").exists())
+}
+
+/// The controllers a cgroup enables for its children.
+fn subtree_controllers(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("cgroup.subtree_control"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// As root on a v2 host, `<mount>/hookbox/`, the parent of every run's cgroup as in v1
+/// (`<controller>/hookbox/<run>`), created with the wanted controllers enabled for its
+/// children; when the root cgroup enables them for its own (systemd does, on a unified
+/// host). Root's own cgroup is usually a session scope, which holds processes and so can
+/// enable nothing for children (the no-internal-process rule); `hookbox/` holds none.
+fn v2_parent_of_runs(mount: &Path, wanted: &[&str]) -> Option<PathBuf> {
+    let offered = subtree_controllers(mount);
+    if !wanted.iter().all(|c| offered.iter().any(|o| o == c)) {
+        return None;
+    }
+    let parent = mount.join("hookbox");
+    match std::fs::create_dir(&parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    let enabled = subtree_controllers(&parent);
+    let enable: Vec<String> = wanted
+        .iter()
+        .filter(|c| !enabled.iter().any(|e| e == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
+    if !enable.is_empty()
+        && std::fs::write(parent.join("cgroup.subtree_control"), enable.join(" ")).is_err()
+    {
+        return None;
+    }
+    Some(parent)
+}
+
+/// Our own v2 cgroup when it is writable and has every wanted controller enabled for its
+/// children (systemd `Delegate=yes` on a cgroup we are alone in, or the root cgroup of a
+/// container).
+fn delegated_v2(wanted: &[&str]) -> Option<PathBuf> {
+    let mount = v2_mount()?;
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let relative = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let base = mount.join(relative.trim_start_matches('/'));
-    let enabled = std::fs::read_to_string(base.join("cgroup.subtree_control")).ok()?;
-    let enabled: Vec<&str> = enabled.split_whitespace().collect();
-    let all = wanted.iter().all(|c| enabled.contains(c));
+    let enabled = subtree_controllers(&base);
+    let all = wanted.iter().all(|c| enabled.iter().any(|e| e == c));
     (all && rustix::fs::access(&base, rustix::fs::Access::WRITE_OK).is_ok()).then_some(base)
 }
 
@@ -387,6 +440,32 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_root_on_v2_the_runs_get_a_parent_with_the_wanted_controllers() {
+        // A stand-in for the v2 mount: its root enables memory, pids and cpu for children.
+        let mount = tempfile::tempdir().unwrap();
+        std::fs::write(
+            mount.path().join("cgroup.subtree_control"),
+            "cpuset cpu io memory pids\n",
+        )
+        .unwrap();
+        let parent = v2_parent_of_runs(mount.path(), &["memory", "pids"]).unwrap();
+        assert_eq!(parent, mount.path().join("hookbox"));
+        assert_eq!(
+            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
+        // Once enabled, nothing is written again.
+        std::fs::write(parent.join("cgroup.subtree_control"), "memory pids").unwrap();
+        v2_parent_of_runs(mount.path(), &["pids"]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(parent.join("cgroup.subtree_control")).unwrap(),
+            "memory pids"
+        );
+        // A controller the root does not offer: no v2 cgroup.
+        assert_eq!(v2_parent_of_runs(mount.path(), &["hugetlb"]), None);
+    }
 
     #[test]
     fn a_run_records_its_v2_cgroup_only() {
