@@ -384,12 +384,7 @@ fn v2_parent_of_runs(mount: &Path, wanted: &[&str]) -> Option<PathBuf> {
     if !wanted.iter().all(|c| offered.iter().any(|o| o == c)) {
         return None;
     }
-    let parent = mount.join("hookbox");
-    match std::fs::create_dir(&parent) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(_) => return None,
-    }
+    let parent = hookbox_parent(mount)?;
     let enabled = subtree_controllers(&parent);
     let enable: Vec<String> = wanted
         .iter()
@@ -417,6 +412,16 @@ fn delegated_v2(wanted: &[&str]) -> Option<PathBuf> {
     (all && rustix::fs::access(&base, rustix::fs::Access::WRITE_OK).is_ok()).then_some(base)
 }
 
+/// `<hierarchy>/hookbox/`, the parent of the runs' cgroups, created if need be.
+fn hookbox_parent(hierarchy: &Path) -> Option<PathBuf> {
+    let parent = hierarchy.join("hookbox");
+    match std::fs::create_dir(&parent) {
+        Ok(()) => Some(parent),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Some(parent),
+        Err(_) => None,
+    }
+}
+
 /// `/sys/fs/cgroup/<controller>/hookbox/<run-id>`, created, when that v1 hierarchy exists
 /// and is writable.
 fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
@@ -426,12 +431,7 @@ fn v1_dir(controller: &str, run_id: &str) -> Option<PathBuf> {
     {
         return None;
     }
-    let parent = hierarchy.join("hookbox");
-    match std::fs::create_dir(&parent) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(_) => return None,
-    }
+    let parent = hookbox_parent(&hierarchy)?;
     let dir = parent.join(run_id);
     std::fs::create_dir(&dir).ok()?;
     Some(dir)

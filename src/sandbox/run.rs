@@ -518,9 +518,9 @@ impl Live {
 }
 
 /// The first `limit` bytes of a stream (each line's newline counted), in at most `limit / 8`
-/// lines, as lines stamped with the time their end arrived; the rest is counted, not kept. The line being read is held
-/// within the same budget, so a stream without newlines costs no more memory than `limit`,
-/// and each byte is looked at once.
+/// lines, as lines stamped with the time their end arrived; the rest is counted, not kept.
+/// The line being read is held within the same budget, so a stream without newlines costs
+/// no more memory than `limit`, and each byte is looked at once.
 struct Lines {
     lines: Vec<OutputLine>,
     /// The start of the current line.
