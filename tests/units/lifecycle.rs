@@ -485,7 +485,7 @@ fn verbose_streams_hook_output_by_unit_and_hook_as_nobody() {
 }
 
 /// Ctrl-C (SIGINT) to a deploy reaches the running hooks, which fail as killed by it; the
-/// units are left in error, from which `resolved --retry` goes on, and hookbox itself then
+/// units are left in error, from which `resolved` goes on, and hookbox itself then
 /// ends by SIGINT (so a shell loop around it stops too).
 fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(mode: Identity) {
     use std::io::Read;
