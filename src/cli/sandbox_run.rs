@@ -18,7 +18,9 @@ use super::sandbox_args::SandboxArgs;
              and /dev, its own namespaces, no capabilities beyond a hook's, seccomp",
     after_help = "The command's stdout and stderr are passed through and hookbox exits with \
                   its exit code (128+N for signal N, 124 for a timeout, 137 for a limit kill). \
-                  A sandbox that cannot be set up exits 5 naming the failing step.\n\n\
+                  A sandbox that cannot be set up exits 5 naming the failing step; flags that \
+                  cannot be run as given exit 2. SIGINT and SIGTERM to hookbox go to the \
+                  command's process group, so its traps run and the run is cleaned up.\n\n\
                   Example: hookbox sandbox-run --lower charm/ --upper /tmp/up -- ls -la"
 )]
 pub struct SandboxRunArgs {
