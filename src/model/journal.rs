@@ -72,8 +72,8 @@ pub mod failpoints {
     pub const HOOK_AFTER_EXIT: &str = "hook:after-exit";
     /// A queued hook committed, before it is removed from the unit's queue.
     pub const QUEUE_BEFORE_POP: &str = "queue:before-pop";
-    /// A committed hook's effects: between announcing its relation changes to the remote
-    /// units and saving the unit's runtime state.
+    /// A committed hook's effects: between saving the unit's runtime state and announcing
+    /// its relation changes to the remote units.
     pub const EFFECTS_MID_APPLY: &str = "effects:mid-apply";
     /// Deploy or add-unit: the new units exist, the application record does not name them.
     pub const UNITS_BEFORE_APP_RECORD: &str = "units:before-app-record";

@@ -153,24 +153,32 @@ fn finish_unapplied(
         .iter()
         .any(|r| r.context_id.as_deref() == Some(pending.context_id.as_str()));
     if !recorded {
-        apply_effects(root, name, &pending.effects)?;
+        apply_effects(root, name, &pending.effects, true)?;
         history::append(&history_file, &pending.record)?;
         tracing::warn!(unit = %name, hook = %pending.record.hook, "applied the effects of a hook committed before hookbox was killed");
     }
     Ok(())
 }
 
-/// Applies a successful hook's effects to the unit's and its application's runtime state.
+/// Applies a successful hook's effects to the unit's and its application's runtime state,
+/// then tells the remote units of the relation settings it changed. `replay`: the effects
+/// of a commit whose runner was killed, which may have saved them already; every setting
+/// the hook set is announced again.
 pub fn apply_effects(
     root: &StateRoot,
     unit: &UnitName,
     effects: &HookEffects,
+    replay: bool,
 ) -> Result<(), RunnerError> {
     if !effects.changes_state() {
         return Ok(());
     }
     let mut runtime = UnitRuntime::load(root, unit)?;
-    let unit_before = runtime.relation_settings.clone();
+    let unit_before = if replay {
+        Default::default()
+    } else {
+        runtime.relation_settings.clone()
+    };
     runtime.apply(effects);
     let app_lock = if AppRuntime::is_touched_by(effects) {
         Some(crate::model::runtime::AppLock::acquire(
@@ -185,19 +193,26 @@ pub fn apply_effects(
         Some(_) => Some(AppRuntime::load(root, unit.app())?),
         None => None,
     };
-    let app_before = app.as_ref().map(|a| a.relation_settings.clone());
+    let app_before = app.as_ref().map(|a| {
+        if replay {
+            Default::default()
+        } else {
+            a.relation_settings.clone()
+        }
+    });
     if let Some(app) = &mut app {
         app.apply(effects);
     }
-    // Announce before saving: a replay after a crash compares against the settings as they
-    // were and announces again (the remote inboxes drop repeats), where saving first would
-    // leave nothing to compare and lose the announcement.
-    super::relations::announce(root, unit, effects, &unit_before, app_before.as_ref())?;
-    crate::model::journal::failpoint(crate::model::journal::failpoints::EFFECTS_MID_APPLY);
+    // Save, then announce: a remote unit may run its -changed hook as soon as it is told,
+    // and must read the new settings (announced first, a remote hook could read the old
+    // ones in between and never hear again). A kill in between leaves the commit's effects
+    // unapplied in the journal, and their replay announces again.
     runtime.save(root, unit)?;
-    if let Some(app) = app {
+    if let Some(app) = &app {
         app.save(root, unit.app())?;
     }
+    crate::model::journal::failpoint(crate::model::journal::failpoints::EFFECTS_MID_APPLY);
+    super::relations::announce(root, unit, effects, &unit_before, app_before.as_ref())?;
     drop(app_lock);
     Ok(())
 }
@@ -532,7 +547,7 @@ impl Runner {
             let layer = unit.commit(&run, value)?;
             steps.done("commit");
             record.layer = layer;
-            apply_effects(root, &name, &effects)?;
+            apply_effects(root, &name, &effects, false)?;
             history::append(&unit.paths().history_file(), &record)?;
         }
         steps.done("history");
