@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// The result of [`fork`], seen from each side.
 #[derive(Debug, Clone, Copy)]
@@ -123,6 +124,93 @@ fn ensure_single_threaded() -> io::Result<()> {
 pub fn thread_count() -> Option<usize> {
     let task = rustix::fs::stat("/proc/self/task").ok()?;
     (task.st_nlink as usize).checked_sub(2).filter(|n| *n > 0)
+}
+
+/// How many runs [`forward_to`] can forward to at once (one slot per running sandbox).
+const FORWARD_SLOTS: usize = 256;
+/// The pidfds the handler of [`forward_signals`] passes its signal to; -1 marks a free slot.
+/// Atomics, so the handler reads them without a lock.
+static FORWARD_TO: [AtomicI32; FORWARD_SLOTS] = [const { AtomicI32::new(-1) }; FORWARD_SLOTS];
+/// The last signal [`forward_signals`]'s handler took, 0 if none.
+static FORWARDED: AtomicI32 = AtomicI32::new(0);
+
+/// Installs, for each of `signals` not ignored, a handler that sends the signal on to every
+/// pidfd registered with [`forward_to`]; with none registered, the signal takes its default
+/// action. The handler makes only async-signal-safe calls (raw syscalls, atomics).
+pub fn forward_signals(signals: &[nix::sys::signal::Signal]) -> io::Result<()> {
+    for &signal in signals {
+        if signal_ignored(signal) {
+            continue;
+        }
+        // SAFETY: struct sigaction is plain data for which all zeroes is a valid value
+        // (SIG_DFL, no flags, an empty mask).
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = forward_signal as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: `action` is a zeroed struct sigaction with a handler that is
+        // async-signal-safe (see forward_signal) and an empty mask; the old action is not
+        // asked for.
+        let rc = unsafe { libc::sigaction(signal as libc::c_int, &action, std::ptr::null_mut()) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+extern "C" fn forward_signal(signal: libc::c_int) {
+    // SAFETY: errno of this thread, saved and restored around the syscalls below so the
+    // interrupted code does not see it change.
+    let errno = unsafe { *libc::__errno_location() };
+    FORWARDED.store(signal, Ordering::SeqCst);
+    let mut sent = false;
+    for slot in &FORWARD_TO {
+        let pidfd = slot.load(Ordering::SeqCst);
+        if pidfd >= 0 {
+            // SAFETY: pidfd_send_signal(2) with no siginfo; an fd that stopped being a pidfd
+            // in the meantime only makes it fail.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd,
+                    signal,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                )
+            };
+            sent = true;
+        }
+    }
+    if !sent {
+        // SAFETY: signal(2) and raise(3) are async-signal-safe; the raised signal stays
+        // pending until this handler returns, then takes its default action.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+    }
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Registers `pidfd` with the handler of [`forward_signals`] until [`stop_forwarding`] of
+/// the slot returned; `None` when every slot is taken.
+pub fn forward_to(pidfd: BorrowedFd<'_>) -> Option<usize> {
+    let fd = pidfd.as_raw_fd();
+    FORWARD_TO.iter().position(|slot| {
+        slot.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
+}
+
+/// Frees a slot of [`forward_to`] (before its pidfd is closed).
+pub fn stop_forwarding(slot: usize) {
+    FORWARD_TO[slot].store(-1, Ordering::SeqCst);
+}
+
+/// The last signal the handler of [`forward_signals`] took.
+pub fn forwarded_signal() -> Option<nix::sys::signal::Signal> {
+    nix::sys::signal::Signal::try_from(FORWARDED.load(Ordering::SeqCst)).ok()
 }
 
 /// Whether `signal`'s disposition is to be ignored (as a shell leaves SIGINT for a job it

@@ -565,3 +565,74 @@ fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal_as_caller(
 fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal_as_nobody() {
     an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(Identity::Nobody);
 }
+
+/// Deploy runs units on worker threads, each with its own async runtime, which end with
+/// their units: a Ctrl-C after the worker of a finished unit is gone still reaches the hook
+/// of another.
+fn an_interrupt_reaches_a_hook_after_other_workers_ended(mode: Identity) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let Some(u) = Units::new(mode) else { return };
+    let charm = write_charm(
+        &u.env,
+        "mixed",
+        "",
+        &[(
+            "hooks/install",
+            "#!/bin/sh\n[ \"$JUJU_UNIT_NAME\" = mixed/0 ] && exit 0\nsleep 30 &\necho started\nwait\n",
+            0o755,
+        )],
+    );
+    let mut deploy = u
+        .command()
+        .args(["deploy", charm.to_str().unwrap(), "mixed", "--units", "2"])
+        .args(["--parallel", "2", "-v"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = deploy.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while !seen.contains("mixed/1 install| started") {
+        assert_eq!(
+            stderr.read(&mut byte).unwrap(),
+            1,
+            "deploy ended early:\n{seen}"
+        );
+        seen.push(byte[0] as char);
+    }
+    // mixed/0's hooks take milliseconds; its worker is done well before this.
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = nix::unistd::Pid::from_raw(deploy.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let started = Instant::now();
+    let status = deploy.wait().unwrap();
+    let mut out = String::new();
+    deploy
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the hook ran on: {out}"
+    );
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}\n{out}");
+    assert!(
+        out.contains("mixed/1 install: FAILED: killed by signal SIGINT"),
+        "{out}"
+    );
+    assert!(out.contains("mixed/0 install: ok"), "{out}");
+}
+
+#[test]
+fn an_interrupt_reaches_a_hook_after_other_workers_ended_as_caller() {
+    an_interrupt_reaches_a_hook_after_other_workers_ended(Identity::Caller);
+}
+
+#[test]
+fn an_interrupt_reaches_a_hook_after_other_workers_ended_as_nobody() {
+    an_interrupt_reaches_a_hook_after_other_workers_ended(Identity::Nobody);
+}
