@@ -484,11 +484,48 @@ fn verbose_streams_hook_output_by_unit_and_hook_as_nobody() {
     verbose_streams_hook_output_by_unit_and_hook(Identity::Nobody);
 }
 
+/// Runs `hookbox deploy CHARM APP ARGS... -v`, waits until its stderr (the hooks' live
+/// output) has said `ready` `times` times, sends it SIGINT after `delay`, and returns how it
+/// ended, its stdout and the stderr read so far.
+fn interrupt_deploy(
+    u: &Units,
+    charm: &std::path::Path,
+    app: &str,
+    args: &[&str],
+    (ready, times): (&str, usize),
+    delay: Duration,
+) -> (std::process::ExitStatus, String, String) {
+    use std::io::Read;
+    let mut deploy = u
+        .command()
+        .args(["deploy", charm.to_str().unwrap(), app, "-v"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = deploy.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while seen.matches(ready).count() < times {
+        let read = stderr.read(&mut byte).unwrap();
+        assert_eq!(read, 1, "deploy ended early:\n{seen}");
+        seen.push(byte[0] as char);
+    }
+    std::thread::sleep(delay);
+    let pid = nix::unistd::Pid::from_raw(deploy.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = deploy.wait().unwrap();
+    let mut out = String::new();
+    let stdout = deploy.stdout.as_mut().unwrap();
+    stdout.read_to_string(&mut out).unwrap();
+    (status, out, seen)
+}
+
 /// Ctrl-C (SIGINT) to a deploy reaches the running hooks, which fail as killed by it; the
 /// units are left in error, from which `resolved` goes on, and hookbox itself then
 /// ends by SIGINT (so a shell loop around it stops too).
 fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(mode: Identity) {
-    use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     let Some(u) = Units::new(mode) else { return };
     let charm = write_charm(
@@ -503,42 +540,15 @@ fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal(mode: Iden
             0o755,
         )],
     );
-    let mut deploy = u
-        .command()
-        .args([
-            "deploy",
-            charm.to_str().unwrap(),
-            "slow",
-            "--units",
-            "2",
-            "-v",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Both installs are running once both said so.
-    let mut stderr = deploy.stderr.take().unwrap();
-    let mut seen = String::new();
-    let mut byte = [0u8; 1];
-    while seen.matches("install| started").count() < 2 {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "deploy ended early:\n{seen}"
-        );
-        seen.push(byte[0] as char);
-    }
-    let pid = nix::unistd::Pid::from_raw(deploy.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let status = deploy.wait().unwrap();
-    let mut out = String::new();
-    deploy
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let (status, out, seen) = interrupt_deploy(
+        &u,
+        &charm,
+        "slow",
+        &["--units", "2"],
+        ("install| started", 2),
+        Duration::ZERO,
+    );
     assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}\n{out}");
     assert!(
         !out.contains("finished") && !seen.contains("finished"),
@@ -570,7 +580,6 @@ fn an_interrupted_deploy_leaves_units_in_error_and_ends_by_the_signal_as_nobody(
 /// their units: a Ctrl-C after the worker of a finished unit is gone still reaches the hook
 /// of another.
 fn an_interrupt_reaches_a_hook_after_other_workers_ended(mode: Identity) {
-    use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
     let Some(u) = Units::new(mode) else { return };
     let charm = write_charm(
@@ -583,38 +592,16 @@ fn an_interrupt_reaches_a_hook_after_other_workers_ended(mode: Identity) {
             0o755,
         )],
     );
-    let mut deploy = u
-        .command()
-        .args(["deploy", charm.to_str().unwrap(), "mixed", "--units", "2"])
-        .args(["--parallel", "2", "-v"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = deploy.stderr.take().unwrap();
-    let mut seen = String::new();
-    let mut byte = [0u8; 1];
-    while !seen.contains("mixed/1 install| started") {
-        assert_eq!(
-            stderr.read(&mut byte).unwrap(),
-            1,
-            "deploy ended early:\n{seen}"
-        );
-        seen.push(byte[0] as char);
-    }
-    // mixed/0's hooks take milliseconds; its worker is done well before this.
-    std::thread::sleep(Duration::from_millis(500));
-    let pid = nix::unistd::Pid::from_raw(deploy.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    // mixed/0's hooks take milliseconds; its worker is done well before the signal.
     let started = Instant::now();
-    let status = deploy.wait().unwrap();
-    let mut out = String::new();
-    deploy
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let (status, out, _) = interrupt_deploy(
+        &u,
+        &charm,
+        "mixed",
+        &["--units", "2", "--parallel", "2"],
+        ("mixed/1 install| started", 1),
+        Duration::from_millis(500),
+    );
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "the hook ran on: {out}"
