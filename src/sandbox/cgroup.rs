@@ -62,12 +62,10 @@ impl LimitPlan {
         let v2_dir = delegated_v2(&wanted)
             .map(|base| base.join(format!("hookbox-{run_id}")))
             .or_else(|| {
-                let is_root = rustix::process::geteuid().is_root();
-                let mount = v2_mount()?;
-                is_root
-                    .then(|| v2_parent_of_runs(&mount, &wanted))
-                    .flatten()
-                    .map(|parent| parent.join(run_id))
+                if !rustix::process::geteuid().is_root() {
+                    return None;
+                }
+                v2_parent_of_runs(&v2_mount()?, &wanted).map(|parent| parent.join(run_id))
             });
         if let Some(dir) = v2_dir
             && std::fs::create_dir(&dir).is_ok()
@@ -232,16 +230,10 @@ impl LimitPlan {
     /// synced: cgroups do not outlive a reboot, and a record lost to a crash of the machine
     /// names nothing left. Returns whether a record was written.
     pub fn record(&self, record: &Path) -> Result<bool, SandboxError> {
-        let dirs: Vec<&Path> = self
-            .dirs
-            .iter()
-            .filter(|(_, hierarchy)| *hierarchy == Hierarchy::V2)
-            .map(|(dir, _)| dir.as_path())
-            .collect();
-        if dirs.is_empty() {
+        let Some(dir) = self.v2_dir() else {
             return Ok(false);
-        }
-        let bytes = serde_json::to_vec(&dirs).expect("paths serialise");
+        };
+        let bytes = serde_json::to_vec(&[dir]).expect("paths serialise");
         crate::store::atomic::write_file_unsynced(record, &bytes).map_err(|e| {
             SandboxError::host("record the run's cgroups in", record)(io::Error::other(e))
         })?;
@@ -374,14 +366,19 @@ fn subtree_controllers(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Whether the cgroup `dir` enables every one of `wanted` for its children.
+fn enables_all(dir: &Path, wanted: &[&str]) -> bool {
+    let enabled = subtree_controllers(dir);
+    wanted.iter().all(|c| enabled.iter().any(|e| e == c))
+}
+
 /// As root on a v2 host, `<mount>/hookbox/`, the parent of every run's cgroup as in v1
 /// (`<controller>/hookbox/<run>`), created with the wanted controllers enabled for its
 /// children; when the root cgroup enables them for its own (systemd does, on a unified
 /// host). Root's own cgroup is usually a session scope, which holds processes and so can
 /// enable nothing for children (the no-internal-process rule); `hookbox/` holds none.
 fn v2_parent_of_runs(mount: &Path, wanted: &[&str]) -> Option<PathBuf> {
-    let offered = subtree_controllers(mount);
-    if !wanted.iter().all(|c| offered.iter().any(|o| o == c)) {
+    if !enables_all(mount, wanted) {
         return None;
     }
     let parent = hookbox_parent(mount)?;
@@ -407,9 +404,8 @@ fn delegated_v2(wanted: &[&str]) -> Option<PathBuf> {
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let relative = own.lines().find_map(|l| l.strip_prefix("0::"))?;
     let base = mount.join(relative.trim_start_matches('/'));
-    let enabled = subtree_controllers(&base);
-    let all = wanted.iter().all(|c| enabled.iter().any(|e| e == c));
-    (all && rustix::fs::access(&base, rustix::fs::Access::WRITE_OK).is_ok()).then_some(base)
+    (enables_all(&base, wanted) && rustix::fs::access(&base, rustix::fs::Access::WRITE_OK).is_ok())
+        .then_some(base)
 }
 
 /// `<hierarchy>/hookbox/`, the parent of the runs' cgroups, created if need be.

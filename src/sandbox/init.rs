@@ -819,13 +819,22 @@ fn open_layers(spec: &SandboxSpec) -> Result<Layers, Failure> {
 
 impl Layers {
     /// Pairs the helper's idmapped mounts, one per [`SandboxSpec::idmap_groups`] in order,
-    /// with the layers beneath them.
+    /// with the layers beneath them (every group has a layer, so the groups are counted from
+    /// the layers' mount indices).
     fn with_idmapped(
         mut self,
         spec: &SandboxSpec,
         idmapped: Vec<OwnedFd>,
     ) -> Result<Self, Failure> {
-        let groups = spec.idmap_groups().len();
+        let groups = self
+            .lowers
+            .iter()
+            .filter_map(|lower| match lower {
+                LowerSource::Idmapped { mount, .. } => Some(mount + 1),
+                LowerSource::Host(_) => None,
+            })
+            .max()
+            .unwrap_or(0);
         if groups != idmapped.len() {
             return Err(rustix::io::Errno::BADF).step(|| {
                 format!(

@@ -330,17 +330,21 @@ impl SandboxSpec {
         }
     }
 
+    /// Whether `lower` is idmapped: marked [`Lower::idmap`], and hookbox runs as root.
+    fn idmaps(&self, lower: &Lower) -> bool {
+        lower.idmap && matches!(self.ids, IdMapping::Range { .. })
+    }
+
     /// The deepest host directory holding the upper and work dirs and every lower layer the
     /// overlay takes from the host as it is (an idmapped one is staged elsewhere first).
     /// overlayfs records each directory it is given as a path from the caller's root and
     /// shows it in /proc/<pid>/mountinfo; the sandbox init hands them over from this root,
     /// so a hook reads `upperdir=/upper`, not where the state lives on the host.
     pub fn layers_root(&self) -> PathBuf {
-        let root_mode = matches!(self.ids, IdMapping::Range { .. });
         let mut dirs = self
             .lowers
             .iter()
-            .filter(|l| !(root_mode && l.idmap))
+            .filter(|l| !self.idmaps(l))
             .map(|l| l.path.as_path())
             .chain([self.upper.as_path(), self.work.as_path()]);
         let first = dirs.next().unwrap_or(Path::new("/"));
@@ -367,12 +371,11 @@ impl SandboxSpec {
     /// opened beneath it), one for each other idmapped lower itself. Each group names its
     /// lowers by index in [`SandboxSpec::lowers`] with their path relative to the mount.
     pub fn idmap_groups(&self) -> Vec<IdmapGroup> {
-        let root_mode = matches!(self.ids, IdMapping::Range { .. });
         let idmapped: Vec<(usize, &Lower)> = self
             .lowers
             .iter()
             .enumerate()
-            .filter(|(_, l)| root_mode && l.idmap)
+            .filter(|(_, l)| self.idmaps(l))
             .collect();
         let parent_and_name = |lower: &Lower| match (lower.path.parent(), lower.path.file_name()) {
             (Some(parent), Some(name)) if !parent.as_os_str().is_empty() => {
